@@ -1,0 +1,16 @@
+"""Export formats. ONNX is built in and registered through the same hook a third party uses."""
+
+from zoo.hookspecs import hookimpl
+from zoo.specs import ExporterSpec
+
+
+@hookimpl
+def zoo_exporters() -> list[ExporterSpec]:
+    return [
+        ExporterSpec(
+            name="onnx",
+            summary="ONNX with a dynamic batch axis, checked by onnx.checker and compared with PyTorch",
+            export="zoo.exporters.onnx:export",
+            suffix=".onnx",
+        )
+    ]

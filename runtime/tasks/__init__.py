@@ -1,0 +1,50 @@
+"""Tasks own everything around a network that is not the network: turning raw inputs into
+arrays, outputs into answers, and the metric used in evaluation. One implementation per task is
+shared by training evaluation, the export parity check and ``zoo run``; numpy and Pillow only."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from zoo.hookspecs import hookimpl
+from zoo.specs import TaskOption, TaskSpec
+
+
+class Task:
+    """Base class for a task implementation (see ``TaskSpec.impl``)."""
+
+    name = ""
+    #: the metric (a key of ``metric()``'s result) that early stopping and model choice follow
+    primary_metric = "accuracy"
+    higher_is_better = True
+
+    def encode_inputs(self, raw: Sequence[Any], meta: dict[str, Any]) -> np.ndarray:
+        """Raw samples (images as uint8 arrays, strings, ...) -> the network's input array."""
+        raise NotImplementedError
+
+    def metric(self, outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+        raise NotImplementedError
+
+    def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
+        """``zoo run``: inputs as typed on the command line -> one result dict per input."""
+        raise NotImplementedError
+
+    def format(self, result: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+
+@hookimpl
+def zoo_tasks() -> list[TaskSpec]:
+    return [
+        TaskSpec(
+            name="image-classification",
+            summary="one label per image: softmax and top-k over the artifact's labels",
+            impl="zoo.runtime.tasks.classification:ImageClassification",
+            options=(
+                TaskOption("top-k", "int", 5, "how many classes to show per image"),
+                TaskOption("batch-size", "int", 32, "images per onnxruntime call"),
+            ),
+        ),
+    ]

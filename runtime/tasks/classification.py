@@ -1,0 +1,128 @@
+"""Image classification: preprocessing declared by the model and carried in the artifact.
+
+The preprocessing dict (all keys optional except ``size``)::
+
+    mode      "RGB" or "L"
+    digit     {"canvas": 32, "box": 20}: MNIST-style normalisation (dark ink on light paper is
+              inverted, the ink is cropped, fitted into box x box and centred by mass)
+    resize    shorter side resized to this before cropping (ImageNet: 256)
+    size      [H, W] of the network input (centre crop after ``resize``, else a plain resize)
+    mean, std per-channel normalisation applied to pixel/255
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from zoo.runtime.images import collect_images, load_image, to_array
+from zoo.runtime.tasks import Task
+
+
+def _digit(gray: np.ndarray, canvas: int, box: int) -> np.ndarray:
+    a = gray.astype(np.float32)
+    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    background = float(np.median(border))
+    if background > 127:  # dark ink on light paper: MNIST digits are light on dark
+        a = 255.0 - a
+        background = 255.0 - background
+    a = np.clip(a - background, 0, None)
+    peak = float(a.max())
+    out = np.zeros((canvas, canvas), np.float32)
+    if peak <= 0:
+        return out.astype(np.uint8)
+    a = a * (255.0 / peak)
+    ys, xs = np.nonzero(a > 0.2 * 255)
+    if len(ys) == 0:
+        return out.astype(np.uint8)
+    crop = a[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
+    h, w = crop.shape
+    scale = box / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    resized = np.asarray(Image.fromarray(crop.astype(np.uint8)).resize((nw, nh), Image.Resampling.LANCZOS), np.float32)
+    total = resized.sum()
+    cy, cx = ((np.arange(nh) @ resized.sum(1)) / total, (np.arange(nw) @ resized.sum(0)) / total) if total else (nh / 2, nw / 2)
+    top = int(np.clip(round(canvas / 2 - cy), 0, canvas - nh))
+    left = int(np.clip(round(canvas / 2 - cx), 0, canvas - nw))
+    out[top: top + nh, left: left + nw] = resized
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def preprocess(image: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
+    """One uint8 image (H, W) or (H, W, C) -> float32 (C, H, W), exactly as the model expects."""
+    mode = pre.get("mode", "RGB")
+    img = Image.fromarray(image)
+    if img.mode != mode:
+        img = img.convert(mode)
+    height, width = pre["size"]
+    if "digit" in pre:
+        arr = _digit(np.asarray(img), pre["digit"]["canvas"], pre["digit"]["box"])
+        img = Image.fromarray(arr)
+        if img.size != (width, height):
+            img = img.resize((width, height), Image.Resampling.BILINEAR)
+    elif "resize" in pre:
+        short = pre["resize"]
+        scale = short / min(img.size)
+        img = img.resize((max(width, round(img.width * scale)), max(height, round(img.height * scale))),
+                         Image.Resampling.BILINEAR)
+        left, top = (img.width - width) // 2, (img.height - height) // 2
+        img = img.crop((left, top, left + width, top + height))
+    elif img.size != (width, height):
+        img = img.resize((width, height), Image.Resampling.BILINEAR)
+    arr = np.asarray(img, np.float32) / 255.0
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    mean = np.asarray(pre.get("mean", [0.0] * arr.shape[2]), np.float32)
+    std = np.asarray(pre.get("std", [1.0] * arr.shape[2]), np.float32)
+    return ((arr - mean) / std).transpose(2, 0, 1).copy()
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def top_k(probs: np.ndarray, k: int, labels: Sequence[str]) -> list[list[dict[str, Any]]]:
+    k = max(1, min(k, probs.shape[-1]))
+    order = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
+    return [
+        [{"index": int(i), "label": labels[i] if i < len(labels) else str(i), "prob": float(p[i])} for i in row]
+        for p, row in zip(probs, order)
+    ]
+
+
+class ImageClassification(Task):
+    name = "image-classification"
+    primary_metric = "accuracy"
+
+    def encode_inputs(self, raw: Sequence[np.ndarray], meta: dict[str, Any]) -> np.ndarray:
+        pre = meta["preprocessing"]
+        return np.stack([preprocess(np.asarray(x), pre) for x in raw]).astype(np.float32)
+
+    def metric(self, outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+        predictions = outputs.argmax(axis=-1)
+        return {"accuracy": float((predictions == targets).mean()) if len(targets) else 0.0}
+
+    def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
+        meta = artifact.meta
+        pre = meta["preprocessing"]
+        paths = collect_images(inputs)
+        session = artifact.session()
+        input_name = session.get_inputs()[0].name
+        batch = max(1, int(options.get("batch_size") or 32))
+        results = []
+        for start in range(0, len(paths), batch):
+            chunk = paths[start: start + batch]
+            x = np.stack([preprocess(to_array(load_image(p, pre.get("mode", "RGB"))), pre) for p in chunk])
+            logits = session.run(None, {input_name: x})[0]
+            for path, top in zip(chunk, top_k(softmax(logits), int(options.get("top_k") or 5), meta.get("labels", []))):
+                results.append({"input": str(path), "top": top})
+        return results
+
+    def format(self, result: dict[str, Any]) -> str:
+        best, *rest = result["top"]
+        others = "  ".join(f"{t['label']} {t['prob']:.1%}" for t in rest)
+        return f"{result['input']}: {best['label']} ({best['prob']:.1%})" + (f"   [{others}]" if others else "")

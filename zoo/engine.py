@@ -1,0 +1,302 @@
+"""The training engine every model shares: fixed-seed splits, mini-batches, SGD / momentum /
+RMSprop / Adam, learning-rate decay, weight decay, early stopping on the dev metric, a progress
+bar, per-epoch JSON-lines metrics and a training-curve PNG, atomic safetensors checkpoints with
+``--resume``, and a final evaluation on the test split that no choice has looked at.
+
+A module may define ``loss(outputs, targets)``; otherwise cross-entropy is used. The task's
+numpy ``metric`` scores the dev and test splits."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+import zoo
+from zoo import store
+from zoo.errors import ZooError
+from zoo.registry import registry
+from zoo.specs import ModelSpec, load_object
+
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+
+
+@dataclass
+class TrainOptions:
+    epochs: int | None = None
+    batch_size: int | None = None
+    optimizer: str | None = None
+    lr: float | None = None
+    momentum: float = 0.9
+    lr_decay: float | None = None  # multiplied into the learning rate after every epoch
+    weight_decay: float | None = None
+    patience: int | None = None  # epochs without dev improvement before stopping
+    augment: str | None = None
+    device: str = "auto"
+    seed: int = 0
+    resume: bool = False
+    data: str | None = None
+    dataset: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    max_steps: int | None = None  # batches per epoch, for quick runs
+    run_dir: str | None = None
+    install: bool = True
+    progress: bool = True
+
+    _DEFAULTS = {"epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "lr_decay": 1.0,
+                 "weight_decay": 0.0, "patience": 5, "augment": None}
+
+    def resolved(self, spec: ModelSpec) -> "TrainOptions":
+        values = asdict(self)
+        for key, default in self._DEFAULTS.items():
+            if values[key] is None:
+                values[key] = spec.train_defaults.get(key, default)
+        if values["optimizer"] not in OPTIMIZERS:
+            raise ZooError(f"unknown optimizer {values['optimizer']!r}; choose from {', '.join(OPTIMIZERS)}")
+        return TrainOptions(**values)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    metrics: dict[str, float]
+    entry: store.WeightsEntry | None
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ZooError("--device cuda: this torch build sees no CUDA device")
+    if requested not in ("cpu", "cuda"):
+        raise ZooError(f"unknown device {requested!r}; choose auto, cpu or cuda")
+    return torch.device(requested)
+
+
+def make_optimizer(name: str, params, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+    if name == "momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if weight_decay else \
+        torch.optim.Adam(params, lr=lr)
+
+
+def state_dict_for_save(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def save_weights(module: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
+    with store.atomic_path(path, ".safetensors") as tmp:
+        save_file(state_dict_for_save(module), str(tmp), metadata=metadata)
+
+
+def load_weights(module: torch.nn.Module, path: Path) -> None:
+    state = load_file(str(path))
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ZooError(f"{path}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
+def _save_optimizer(opt: torch.optim.Optimizer, path: Path) -> dict[str, Any]:
+    """Optimizer state as safetensors (tensors) plus a JSON-able remainder."""
+    state = opt.state_dict()
+    tensors, rest = {}, {}
+    for idx, entry in state["state"].items():
+        for key, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"{idx}/{key}"] = value.detach().cpu().contiguous()
+            else:
+                rest.setdefault(str(idx), {})[key] = value
+    with store.atomic_path(path, ".safetensors") as tmp:
+        save_file(tensors, str(tmp))
+    return {"param_groups": state["param_groups"], "scalars": rest}
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, path: Path, extra: dict[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in load_file(str(path)).items():
+        idx, name = key.split("/", 1)
+        state.setdefault(int(idx), {})[name] = value
+    for idx, values in extra["scalars"].items():
+        state.setdefault(int(idx), {}).update(values)
+    opt.load_state_dict({"state": state, "param_groups": extra["param_groups"]})
+
+
+def _plot(history: list[dict[str, Any]], primary: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [h["train_loss"] for h in history], label="train")
+    ax1.plot(epochs, [h["dev_loss"] for h in history], label="dev")
+    ax1.set_xlabel("epoch"), ax1.set_ylabel("loss"), ax1.legend(), ax1.grid(alpha=0.3)
+    ax2.plot(epochs, [h[f"dev_{primary}"] for h in history], color="tab:green")
+    ax2.set_xlabel("epoch"), ax2.set_ylabel(f"dev {primary}"), ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    with store.atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def _batches(n: int, size: int, rng: np.random.Generator | None):
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    for start in range(0, n, size):
+        yield order[start: start + size]
+
+
+def default_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(outputs, targets)
+
+
+@torch.no_grad()
+def predict(module: torch.nn.Module, x: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
+    module.eval()
+    return torch.cat([module(x[i: i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
+
+
+def evaluate(module, task, loss_fn, x, y, batch_size, device) -> dict[str, float]:
+    outputs = predict(module, x, batch_size, device)
+    metrics = task.metric(outputs.numpy(), y.numpy())
+    metrics["loss"] = float(loss_fn(outputs, y))
+    return metrics
+
+
+def train(name: str, opts: TrainOptions) -> TrainResult:
+    reg = registry()
+    spec = reg.model(name)
+    opts = opts.resolved(spec)
+    task = reg.task(spec.task).load()
+    dataset_name = opts.dataset or spec.dataset
+    if not dataset_name:
+        raise ZooError(f"{spec.name} declares no default dataset; pass --dataset NAME")
+    dataset = reg.dataset(dataset_name)
+    splits = load_object(dataset.loader)(opts.data, seed=opts.seed)
+    labels = tuple(splits.labels) or tuple(spec.labels)
+    config = spec.config(opts.config)
+    if labels and "num_classes" in config:
+        config["num_classes"] = len(labels)
+    meta = {"preprocessing": dict(spec.preprocessing), "labels": list(labels), "config": config}
+    encode = lambda s: torch.from_numpy(np.ascontiguousarray(task.encode_inputs(s.inputs, meta)))  # noqa: E731
+    x_train, x_dev, x_test = encode(splits.train), encode(splits.dev), encode(splits.test)
+    y_train, y_dev, y_test = (torch.from_numpy(np.asarray(s.targets)) for s in (splits.train, splits.dev, splits.test))
+
+    device = pick_device(opts.device)
+    torch.manual_seed(opts.seed)
+    module = spec.build(config).to(device)
+    loss_fn = getattr(module, "loss", None) or default_loss
+    optimizer = make_optimizer(opts.optimizer, module.parameters(), opts.lr, opts.momentum, opts.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=opts.lr_decay)
+    augment = load_object(opts.augment) if opts.augment else None
+    generator = torch.Generator().manual_seed(opts.seed)
+
+    run_dir = Path(opts.run_dir) if opts.run_dir else store.runs_dir() / spec.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_file = run_dir / "state.json"
+    primary, sign = task.primary_metric, (1 if task.higher_is_better else -1)
+    history: list[dict[str, Any]] = []
+    best_score, best_epoch, start_epoch = -float("inf"), 0, 1
+    if opts.resume:
+        if not state_file.is_file():
+            raise ZooError(f"--resume: no checkpoint in {run_dir}; start without --resume")
+        saved = json.loads(state_file.read_text())
+        if saved["model"] != spec.name or saved["config"] != config:
+            raise ZooError(f"--resume: checkpoint in {run_dir} is for {saved['model']} with another config")
+        load_weights(module, run_dir / "last.safetensors")
+        _load_optimizer(optimizer, run_dir / "optimizer.safetensors", saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        history, best_score, best_epoch = saved["history"], saved["best_score"], saved["best_epoch"]
+        start_epoch = saved["epoch"] + 1
+        generator.manual_seed(opts.seed + saved["epoch"])
+        print(f"resuming {spec.name} from epoch {saved['epoch']} in {run_dir}", file=sys.stderr)
+
+    from tqdm import tqdm
+
+    rng = np.random.default_rng(opts.seed + start_epoch)
+    started = time.perf_counter()
+    n_batches = -(-len(y_train) // opts.batch_size)
+    steps = min(n_batches, opts.max_steps) if opts.max_steps else n_batches
+    print(f"training {spec.name} on {dataset.name} ({splits.sizes()}) with {opts.optimizer}, device {device}",
+          file=sys.stderr)
+    epoch = start_epoch - 1
+    for epoch in range(start_epoch, opts.epochs + 1):
+        module.train()
+        total, seen = 0.0, 0
+        bar = tqdm(total=steps, desc=f"epoch {epoch}/{opts.epochs}", leave=False, disable=not opts.progress,
+                   file=sys.stderr)
+        for step, idx in enumerate(_batches(len(y_train), opts.batch_size, rng)):
+            if step >= steps:
+                break
+            xb, yb = x_train[idx], y_train[idx]
+            if augment is not None:
+                xb = augment(xb, generator)
+            xb, yb = xb.to(device), yb.to(device)
+            loss = loss_fn(module(xb), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+            seen += len(idx)
+            bar.set_postfix(loss=f"{total / seen:.4f}")
+            bar.update()
+        bar.close()
+        dev = evaluate(module, task, loss_fn, x_dev, y_dev, opts.batch_size * 4, device)
+        record = {"epoch": epoch, "train_loss": total / max(seen, 1), "dev_loss": dev.pop("loss"),
+                  **{f"dev_{k}": v for k, v in dev.items()}, "lr": optimizer.param_groups[0]["lr"],
+                  "seconds": round(time.perf_counter() - started, 2)}
+        history.append(record)
+        scheduler.step()
+        score = sign * record[f"dev_{primary}"]
+        if score > best_score:
+            best_score, best_epoch = score, epoch
+            save_weights(module, run_dir / "best.safetensors")
+        save_weights(module, run_dir / "last.safetensors")
+        store.write_json(state_file, {
+            "model": spec.name, "config": config, "epoch": epoch, "history": history,
+            "best_score": best_score, "best_epoch": best_epoch,
+            "optimizer": _save_optimizer(optimizer, run_dir / "optimizer.safetensors"),
+            "scheduler": scheduler.state_dict(),
+        })
+        store.atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+        _plot(history, primary, run_dir / "curve.png")
+        print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()),
+              file=sys.stderr)
+        if epoch - best_epoch >= opts.patience:
+            print(f"early stop: dev {primary} has not improved for {opts.patience} epochs", file=sys.stderr)
+            break
+
+    if not (run_dir / "best.safetensors").is_file():
+        raise ZooError(f"no epoch finished; nothing to save (epochs={opts.epochs})")
+    load_weights(module, run_dir / "best.safetensors")
+    test = evaluate(module, task, loss_fn, x_test, y_test, opts.batch_size * 4, device)
+    best = next(h for h in history if h["epoch"] == best_epoch)
+    metrics = {f"test_{k}": v for k, v in test.items()}
+    metrics.update({k: v for k, v in best.items() if k.startswith("dev_")})
+    metrics.update({"best_epoch": best_epoch, "epochs_run": epoch, "train_seconds": history[-1]["seconds"]})
+    manifest = {
+        "model": spec.name, "family": spec.family, "task": spec.task, "config": config,
+        "dataset": dataset.name, "data_source": splits.source, "splits": splits.sizes(), "split_seed": opts.seed,
+        "labels": list(labels), "preprocessing": dict(spec.preprocessing), "metrics": metrics,
+        "training": {k: v for k, v in asdict(opts).items() if k not in ("install", "progress", "run_dir")},
+        "device": str(device), "torch_version": torch.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "zoo_version": zoo.__version__,
+        "command": shlex.join(["zoo", *sys.argv[1:]]),
+    }
+    store.write_json(run_dir / "manifest.json", manifest)
+    entry = store.install(spec.name, run_dir / "best.safetensors", manifest) if opts.install else None
+    return TrainResult(run_dir, metrics, entry)

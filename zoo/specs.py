@@ -1,0 +1,140 @@
+"""The data a plugin hands to the registry: plain, frozen, and importable without torch."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_.][a-z0-9]+)*$")
+
+
+def load_object(ref: str) -> Any:
+    """Import ``"package.module:attribute"``; the registry stores only these strings so that
+    listing models never imports torch."""
+    module_name, sep, attr = ref.partition(":")
+    if not sep or not attr:
+        raise ValueError(f"import string {ref!r} must look like 'package.module:attribute'")
+    obj = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One trainable, exportable architecture.
+
+    ``builder`` is called with the merged config (``default_config`` updated by the user's
+    overrides) and returns a ``torch.nn.Module``. ``params`` is the declared parameter count of
+    the default config; the conformance kit checks it against the built module.
+    """
+
+    name: str
+    family: str
+    task: str
+    summary: str
+    builder: str
+    params: int
+    paper: str = ""
+    default_config: Mapping[str, Any] = field(default_factory=dict)
+    dataset: str | None = None
+    input_shape: tuple[int, ...] = ()
+    preprocessing: Mapping[str, Any] = field(default_factory=dict)
+    labels: tuple[str, ...] = ()
+    family_default: bool = False
+    aliases: tuple[str, ...] = ()
+    train_defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: weights-file converters by file suffix (".weights": "pkg.mod:read_darknet"), called as
+    #: ``converter(spec, module, path) -> state_dict``; .safetensors/.pt/.pth need none
+    importers: Mapping[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        for attr in ("name", "family", "task"):
+            value = getattr(self, attr)
+            if not isinstance(value, str) or not NAME_RE.match(value):
+                raise ValueError(f"{attr} {value!r} must be lower-case letters, digits and -_.")
+        if ":" not in self.builder:
+            raise ValueError(f"builder {self.builder!r} must be an import string 'module:function'")
+        if not isinstance(self.params, int) or self.params <= 0:
+            raise ValueError(f"params must be a positive int, got {self.params!r}")
+        if not self.summary:
+            raise ValueError("summary is empty")
+
+    def config(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        merged = dict(self.default_config)
+        if overrides:
+            unknown = set(overrides) - set(merged)
+            if unknown:
+                raise ValueError(
+                    f"unknown config key(s) {sorted(unknown)} for {self.name}; "
+                    f"known: {sorted(merged) or 'none'}"
+                )
+            merged.update(overrides)
+        return merged
+
+    def build(self, overrides: Mapping[str, Any] | None = None):
+        return load_object(self.builder)(self.config(overrides))
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset that loads offline. ``loader`` is called as ``loader(path=None, seed=0, **options)``
+    and returns a ``zoo.data.Splits``; ``source`` says where the data comes from."""
+
+    name: str
+    task: str
+    summary: str
+    loader: str
+    source: str
+
+    def validate(self) -> None:
+        if not NAME_RE.match(self.name):
+            raise ValueError(f"dataset name {self.name!r} is not valid")
+        if ":" not in self.loader:
+            raise ValueError(f"loader {self.loader!r} must be an import string")
+
+
+@dataclass(frozen=True)
+class TaskOption:
+    """A ``zoo run`` option a task understands, declared as data so ``--help`` imports nothing."""
+
+    name: str  # the long flag without dashes, e.g. "top-k"
+    type: str  # "int", "float", "str", "path" or "flag"
+    default: Any
+    help: str
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task owns its pre/post-processing and metric; ``impl`` names a ``zoo.runtime.tasks.Task``
+    subclass written with numpy and Pillow only."""
+
+    name: str
+    summary: str
+    impl: str
+    options: tuple[TaskOption, ...] = ()
+
+    def validate(self) -> None:
+        if not NAME_RE.match(self.name):
+            raise ValueError(f"task name {self.name!r} is not valid")
+        if ":" not in self.impl:
+            raise ValueError(f"impl {self.impl!r} must be an import string")
+
+    def load(self):
+        return load_object(self.impl)()
+
+
+@dataclass(frozen=True)
+class ExporterSpec:
+    """An export format: ``export`` is called as ``export(spec, module, out, **options)``."""
+
+    name: str
+    summary: str
+    export: str
+    suffix: str
+
+    def validate(self) -> None:
+        if not NAME_RE.match(self.name):
+            raise ValueError(f"exporter name {self.name!r} is not valid")
