@@ -1,5 +1,6 @@
-"""Training-time augmentations on batches of tensors (N, C, H, W), named by import string in a
-model's ``train_defaults["augment"]``."""
+"""Training-time augmentations, named by import string in a model's ``train_defaults["augment"]``
+and called as ``augment(x, y, generator) -> (x, y)`` on a CPU batch, so that augmentations that
+move pixels can move boxes in ``y`` with them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 
-def random_affine(x: torch.Tensor, generator: torch.Generator | None = None, *, degrees: float = 12.0,
+def random_affine(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None, *, degrees: float = 12.0,
                   shift: float = 0.1, scale: tuple[float, float] = (0.9, 1.1)) -> torch.Tensor:
     """Small random rotations, shifts and scalings, the usual remedy for a small digit set."""
     n = x.shape[0]
@@ -20,10 +21,10 @@ def random_affine(x: torch.Tensor, generator: torch.Generator | None = None, *, 
     cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
     theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1).to(x)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="border", align_corners=False), y
 
 
-def mirror_crop_colour(x: torch.Tensor, generator: torch.Generator | None = None, *, pad: int = 4,
+def mirror_crop_colour(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None, *, pad: int = 4,
                        jitter: float = 0.1) -> torch.Tensor:
     """The seed's augmentations for natural images: horizontal mirroring, random cropping (pad
     and crop back) and colour shifting (a random offset per channel)."""
@@ -35,4 +36,4 @@ def mirror_crop_colour(x: torch.Tensor, generator: torch.Generator | None = None
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
     x = torch.stack([padded[i, :, dy[i]: dy[i] + h, dx[i]: dx[i] + w] for i in range(n)])
     shift = (torch.rand(n, c, 1, 1, generator=generator) * 2 - 1) * jitter
-    return x + shift.to(x)
+    return x + shift.to(x), y

@@ -172,6 +172,8 @@ def _parse_config(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--weight-decay", type=float, help="L2 weight decay")
 @click.option("--patience", type=int, help="stop after this many epochs without dev improvement")
 @click.option("--no-augment", is_flag=True, help="train without the model's data augmentation")
+@click.option("--clip-grad", type=float, help="clip the gradient norm to this value")
+@click.option("--freeze", help="transfer learning: 'head' trains only the new head, or a stage name to freeze up to")
 @click.option("--dataset", help="dataset name (default: the model's)")
 @click.option("--data", type=click.Path(), help="a folder or file with your own data")
 @click.option("--config", "config", multiple=True, metavar="KEY=VALUE", help="override a model config value")
@@ -188,7 +190,8 @@ def train(name: str, **kw: Any) -> None:
     opts = TrainOptions(
         epochs=kw["epochs"], batch_size=kw["batch_size"], optimizer=kw["optimizer"], lr=kw["lr"],
         momentum=kw["momentum"], lr_decay=kw["lr_decay"], weight_decay=kw["weight_decay"],
-        patience=kw["patience"], augment="" if kw["no_augment"] else None, device=kw["device"],
+        patience=kw["patience"], augment="" if kw["no_augment"] else None, clip_grad=kw["clip_grad"],
+        freeze=kw["freeze"], device=kw["device"],
         seed=kw["seed"], resume=kw["resume"], data=kw["data"], dataset=kw["dataset"],
         config=_parse_config(kw["config"]), max_steps=kw["max_steps"], run_dir=kw["run_dir"],
         progress=not kw["no_progress"])
@@ -265,7 +268,7 @@ def resolve_artifact(target: str) -> Path:
 
 @cli.command(cls=RunCommand)
 @click.argument("target", metavar="NAME|ARTIFACT")
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.argument("inputs", nargs=-1, metavar="[INPUT]...")
 @click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True,
               help="onnxruntime execution provider")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")

@@ -31,7 +31,11 @@ class Splits:
     test: Split
     labels: tuple[str, ...] = ()
     source: str = ""
+    #: JSON-able facts the model needs at run time (a vocabulary, say): stored in the manifest,
+    #: passed to the task as part of ``meta`` and embedded in the exported artifact
     info: dict[str, Any] = field(default_factory=dict)
+    #: model config values that follow from the data (vocabulary size, say)
+    config: dict[str, Any] = field(default_factory=dict)
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)}

@@ -3,8 +3,17 @@ RMSprop / Adam, learning-rate decay, weight decay, early stopping on the dev met
 bar, per-epoch JSON-lines metrics and a training-curve PNG, atomic safetensors checkpoints with
 ``--resume``, and a final evaluation on the test split that no choice has looked at.
 
-A module may define ``loss(outputs, targets)``; otherwise cross-entropy is used. The task's
-numpy ``metric`` scores the dev and test splits."""
+What a module may define to take part (all optional):
+
+- ``loss(outputs, targets)``: the training loss (default: cross-entropy);
+- ``forward_train(x, y)``: the outputs when the targets are needed to compute them (teacher
+  forcing); used for training and for the dev/test loss and metric (default: ``module(x)``);
+- ``freeze(upto)``: freeze parameters for transfer learning (``--freeze``), keeping batch-norm
+  statistics of frozen stages fixed.
+
+The task's numpy ``metric(outputs, targets, meta)`` scores the dev and test splits. A dataset's
+``Splits.config`` adjusts the model config to the data (classes, vocabulary size) and
+``Splits.info`` (a vocabulary, say) travels into the manifest and the exported artifact."""
 
 from __future__ import annotations
 
@@ -42,6 +51,8 @@ class TrainOptions:
     weight_decay: float | None = None
     patience: int | None = None  # epochs without dev improvement before stopping
     augment: str | None = None
+    clip_grad: float | None = None  # clip the gradient norm to this (0 or None: no clipping)
+    freeze: str | None = None  # passed to module.freeze(): "head" trains only the head, or a stage name
     device: str = "auto"
     seed: int = 0
     resume: bool = False
@@ -54,7 +65,7 @@ class TrainOptions:
     progress: bool = True
 
     _DEFAULTS = {"epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "lr_decay": 1.0,
-                 "weight_decay": 0.0, "patience": 5, "augment": None}
+                 "weight_decay": 0.0, "patience": 5, "augment": None, "clip_grad": None}
 
     def resolved(self, spec: ModelSpec) -> "TrainOptions":
         values = asdict(self)
@@ -164,15 +175,16 @@ def default_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(outputs, targets)
 
 
+def forward(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return module.forward_train(x, y) if hasattr(module, "forward_train") else module(x)
+
+
 @torch.no_grad()
-def predict(module: torch.nn.Module, x: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
+def evaluate(module, task, loss_fn, x, y, batch_size, device, meta) -> dict[str, float]:
     module.eval()
-    return torch.cat([module(x[i: i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
-
-
-def evaluate(module, task, loss_fn, x, y, batch_size, device) -> dict[str, float]:
-    outputs = predict(module, x, batch_size, device)
-    metrics = task.metric(outputs.numpy(), y.numpy())
+    outputs = torch.cat([forward(module, x[i: i + batch_size].to(device), y[i: i + batch_size].to(device)).float().cpu()
+                         for i in range(0, len(x), batch_size)])
+    metrics = task.metric(outputs.numpy(), y.numpy(), meta)
     metrics["loss"] = float(loss_fn(outputs, y))
     return metrics
 
@@ -188,19 +200,28 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
     dataset = reg.dataset(dataset_name)
     splits = load_object(dataset.loader)(opts.data, seed=opts.seed)
     labels = tuple(splits.labels) or tuple(spec.labels)
-    config = spec.config(opts.config)
-    if labels and "num_classes" in config:
+    config = spec.config({**splits.config, **opts.config})
+    if splits.labels and "num_classes" in config:
         config["num_classes"] = len(labels)
-    meta = {"preprocessing": dict(spec.preprocessing), "labels": list(labels), "config": config}
-    encode = lambda s: torch.from_numpy(np.ascontiguousarray(task.encode_inputs(s.inputs, meta)))  # noqa: E731
-    x_train, x_dev, x_test = encode(splits.train), encode(splits.dev), encode(splits.test)
-    y_train, y_dev, y_test = (torch.from_numpy(np.asarray(s.targets)) for s in (splits.train, splits.dev, splits.test))
+    meta = {"preprocessing": dict(spec.preprocessing), "labels": list(labels), "config": config, **splits.info}
+
+    def tensors(part):
+        x = task.encode_inputs(part.inputs, meta)
+        y = task.encode_targets(part.inputs, part.targets, meta)
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
+
+    (x_train, y_train), (x_dev, y_dev), (x_test, y_test) = map(tensors, (splits.train, splits.dev, splits.test))
 
     device = pick_device(opts.device)
     torch.manual_seed(opts.seed)
     module = spec.build(config).to(device)
+    if opts.freeze:
+        if not hasattr(module, "freeze"):
+            raise ZooError(f"{spec.name} does not support --freeze")
+        module.freeze(opts.freeze)
     loss_fn = getattr(module, "loss", None) or default_loss
-    optimizer = make_optimizer(opts.optimizer, module.parameters(), opts.lr, opts.momentum, opts.weight_decay)
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    optimizer = make_optimizer(opts.optimizer, trainable, opts.lr, opts.momentum, opts.weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=opts.lr_decay)
     augment = load_object(opts.augment) if opts.augment else None
     generator = torch.Generator().manual_seed(opts.seed)
@@ -244,18 +265,20 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
                 break
             xb, yb = x_train[idx], y_train[idx]
             if augment is not None:
-                xb = augment(xb, generator)
+                xb, yb = augment(xb, yb, generator)
             xb, yb = xb.to(device), yb.to(device)
-            loss = loss_fn(module(xb), yb)
+            loss = loss_fn(forward(module, xb, yb), yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if opts.clip_grad:
+                torch.nn.utils.clip_grad_norm_(trainable, opts.clip_grad)
             optimizer.step()
             total += loss.item() * len(idx)
             seen += len(idx)
             bar.set_postfix(loss=f"{total / seen:.4f}")
             bar.update()
         bar.close()
-        dev = evaluate(module, task, loss_fn, x_dev, y_dev, opts.batch_size * 4, device)
+        dev = evaluate(module, task, loss_fn, x_dev, y_dev, opts.batch_size * 4, device, meta)
         record = {"epoch": epoch, "train_loss": total / max(seen, 1), "dev_loss": dev.pop("loss"),
                   **{f"dev_{k}": v for k, v in dev.items()}, "lr": optimizer.param_groups[0]["lr"],
                   "seconds": round(time.perf_counter() - started, 2)}
@@ -283,7 +306,7 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
     if not (run_dir / "best.safetensors").is_file():
         raise ZooError(f"no epoch finished; nothing to save (epochs={opts.epochs})")
     load_weights(module, run_dir / "best.safetensors")
-    test = evaluate(module, task, loss_fn, x_test, y_test, opts.batch_size * 4, device)
+    test = evaluate(module, task, loss_fn, x_test, y_test, opts.batch_size * 4, device, meta)
     best = next(h for h in history if h["epoch"] == best_epoch)
     metrics = {f"test_{k}": v for k, v in test.items()}
     metrics.update({k: v for k, v in best.items() if k.startswith("dev_")})
@@ -291,7 +314,8 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
     manifest = {
         "model": spec.name, "family": spec.family, "task": spec.task, "config": config,
         "dataset": dataset.name, "data_source": splits.source, "splits": splits.sizes(), "split_seed": opts.seed,
-        "labels": list(labels), "preprocessing": dict(spec.preprocessing), "metrics": metrics,
+        "labels": list(labels), "preprocessing": dict(spec.preprocessing), "task_meta": splits.info,
+        "metrics": metrics,
         "training": {k: v for k, v in asdict(opts).items() if k not in ("install", "progress", "run_dir")},
         "device": str(device), "torch_version": torch.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "zoo_version": zoo.__version__,

@@ -39,7 +39,8 @@ def dev_samples(spec: ModelSpec, manifest: dict[str, Any], data: str | None, lim
         return None, f"random inputs ({exc})"
     task = reg.task(spec.task).load()
     raw = splits.dev.inputs[:limit]
-    return task.encode_inputs(raw, manifest), f"{len(raw)} real samples from the {name} dev split"
+    meta = {**manifest, **manifest.get("task_meta", {})}
+    return task.encode_inputs(raw, meta), f"{len(raw)} real samples from the {name} dev split"
 
 
 def default_artifact_path(name: str, suffix: str = ".onnx") -> Path:
@@ -59,6 +60,7 @@ def export_model(name: str, fmt: str = "onnx", out: str | None = None, opset: in
         "preprocessing": manifest.get("preprocessing") or dict(spec.preprocessing),
         "config": manifest.get("config"), "weights_sha256": manifest.get("sha256"),
         "metrics": manifest.get("metrics", {}), "input_layout": "NCHW" if spec.input_shape else "",
+        **manifest.get("task_meta", {}),
     }
     path = Path(out) if out else default_artifact_path(spec.name, exporter.suffix)
     if path.is_dir() and path.suffix != exporter.suffix and not (path / "zoo.json").exists():

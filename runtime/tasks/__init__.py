@@ -24,7 +24,12 @@ class Task:
         """Raw samples (images as uint8 arrays, strings, ...) -> the network's input array."""
         raise NotImplementedError
 
-    def metric(self, outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    def encode_targets(self, raw: Sequence[Any], targets: Any, meta: dict[str, Any]) -> np.ndarray:
+        """Targets as the loss wants them; ``raw`` is given so that geometry can follow the
+        inputs' preprocessing (boxes through a letterbox, say)."""
+        return np.asarray(targets)
+
+    def metric(self, outputs: np.ndarray, targets: np.ndarray, meta: dict[str, Any]) -> dict[str, float]:
         raise NotImplementedError
 
     def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:

@@ -102,7 +102,7 @@ class ImageClassification(Task):
         pre = meta["preprocessing"]
         return np.stack([preprocess(np.asarray(x), pre) for x in raw]).astype(np.float32)
 
-    def metric(self, outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    def metric(self, outputs: np.ndarray, targets: np.ndarray, meta: dict[str, Any]) -> dict[str, float]:
         predictions = outputs.argmax(axis=-1)
         return {"accuracy": float((predictions == targets).mean()) if len(targets) else 0.0}
 

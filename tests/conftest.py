@@ -1,0 +1,28 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def zoo_home(tmp_path, monkeypatch) -> Path:
+    """A private, empty user store for the test (shipped weights stay visible)."""
+    home = tmp_path / "zoo-home"
+    monkeypatch.setenv("ZOO_HOME", str(home))
+    return home
+
+
+def run_zoo(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The real command in a fresh process, as a user types it."""
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "zoo", *map(str, args)], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=900)
+
+
+@pytest.fixture
+def zoo():
+    return run_zoo
