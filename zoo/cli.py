@@ -65,6 +65,8 @@ def list_models(pattern: str | None, task: str | None, as_json: bool) -> None:
     rows = [{"name": s.name, "family": s.family, "task": s.task, "params": s.params,
              "input": "x".join(map(str, s.input_shape)) or "-", "weights": _weights_label(s.name),
              "plugin": reg.owner[("model", s.name)]} for s in specs]
+    if reg.errors():
+        click.echo(f"({len(reg.errors())} plugin error(s); see `zoo plugins`)", err=True)
     if as_json:
         _echo_json(rows)
         return
@@ -77,8 +79,6 @@ def list_models(pattern: str | None, task: str | None, as_json: bool) -> None:
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    if reg.errors():
-        click.echo(f"({len(reg.errors())} plugin error(s); see `zoo plugins`)", err=True)
 
 
 @cli.command()
@@ -171,6 +171,7 @@ def _parse_config(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--lr-decay", type=float, help="learning rate multiplied by this after each epoch")
 @click.option("--weight-decay", type=float, help="L2 weight decay")
 @click.option("--patience", type=int, help="stop after this many epochs without dev improvement")
+@click.option("--augment", metavar="MODULE:FUNCTION", help="another augmentation, e.g. zoo.augment:random_elastic")
 @click.option("--no-augment", is_flag=True, help="train without the model's data augmentation")
 @click.option("--clip-grad", type=float, help="clip the gradient norm to this value")
 @click.option("--freeze", help="transfer learning: 'head' trains only the new head, or a stage name to freeze up to")
@@ -190,7 +191,7 @@ def train(name: str, **kw: Any) -> None:
     opts = TrainOptions(
         epochs=kw["epochs"], batch_size=kw["batch_size"], optimizer=kw["optimizer"], lr=kw["lr"],
         momentum=kw["momentum"], lr_decay=kw["lr_decay"], weight_decay=kw["weight_decay"],
-        patience=kw["patience"], augment="" if kw["no_augment"] else None, clip_grad=kw["clip_grad"],
+        patience=kw["patience"], augment="" if kw["no_augment"] else kw["augment"], clip_grad=kw["clip_grad"],
         freeze=kw["freeze"], device=kw["device"],
         seed=kw["seed"], resume=kw["resume"], data=kw["data"], dataset=kw["dataset"],
         config=_parse_config(kw["config"]), max_steps=kw["max_steps"], run_dir=kw["run_dir"],
