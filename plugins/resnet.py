@@ -1,0 +1,167 @@
+"""ResNet (He, Zhang, Ren and Sun, 2015), the ImageNet networks of the paper's Table 1:
+
+    layer    output   18/34: basic block (3x3, 3x3)     50/101/152: bottleneck (1x1, 3x3, 1x1 x4)
+    conv1    112x112  7x7, 64, stride 2
+    pool     56x56    3x3 max pool, stride 2
+    layer1   56x56    64 channels      x [2, 3 | 3, 3, 3] blocks for 18, 34 | 50, 101, 152
+    layer2   28x28    128, stride 2    x [2, 4 | 4, 4, 8]
+    layer3   14x14    256, stride 2    x [2, 6 | 6, 23, 36]
+    layer4   7x7      512, stride 2    x [2, 3 | 3, 3, 3]
+    avgpool  1x1      global average pool, 1000-way fully connected
+
+Shortcuts are identities, or 1x1 projections with batch norm where the shape changes (the
+paper's option B). The bottleneck strides in its 3x3 convolution (as torchvision's "v1.5"), and
+every name and parameter is laid out as torchvision's ``resnet*`` so that its weights files load
+as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zoo.hookspecs import hookimpl
+from zoo.plugins import imagenet
+from zoo.specs import ModelSpec
+
+#: depth -> (block, blocks per stage)
+DEPTHS: dict[int, tuple[str, tuple[int, int, int, int]]] = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+PARAMS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
+
+
+def build_resnet(config: dict[str, Any], depth: int):
+    import torch
+    from torch import nn
+
+    def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+        return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+
+    def conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+        return nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+
+    class BasicBlock(nn.Module):
+        expansion = 1
+
+        def __init__(self, cin: int, width: int, stride: int, downsample: nn.Module | None):
+            super().__init__()
+            self.conv1 = conv3x3(cin, width, stride)
+            self.bn1 = nn.BatchNorm2d(width)
+            self.relu = nn.ReLU(inplace=True)
+            self.conv2 = conv3x3(width, width)
+            self.bn2 = nn.BatchNorm2d(width)
+            self.downsample = downsample
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            shortcut = x if self.downsample is None else self.downsample(x)
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            return self.relu(out + shortcut)
+
+    class Bottleneck(nn.Module):
+        expansion = 4
+
+        def __init__(self, cin: int, width: int, stride: int, downsample: nn.Module | None):
+            super().__init__()
+            self.conv1 = conv1x1(cin, width)
+            self.bn1 = nn.BatchNorm2d(width)
+            self.conv2 = conv3x3(width, width, stride)
+            self.bn2 = nn.BatchNorm2d(width)
+            self.conv3 = conv1x1(width, width * self.expansion)
+            self.bn3 = nn.BatchNorm2d(width * self.expansion)
+            self.relu = nn.ReLU(inplace=True)
+            self.downsample = downsample
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            shortcut = x if self.downsample is None else self.downsample(x)
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.relu(self.bn2(self.conv2(out)))
+            out = self.bn3(self.conv3(out))
+            return self.relu(out + shortcut)
+
+    class ResNet(imagenet.FreezableStages, nn.Module):
+        def __init__(self, block: type[nn.Module], blocks: tuple[int, ...], num_classes: int):
+            super().__init__()
+            self.cin = 64
+            self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+            self.bn1 = nn.BatchNorm2d(64)
+            self.relu = nn.ReLU(inplace=True)
+            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+            self.layer1 = self.stage(block, 64, blocks[0], 1)
+            self.layer2 = self.stage(block, 128, blocks[1], 2)
+            self.layer3 = self.stage(block, 256, blocks[2], 2)
+            self.layer4 = self.stage(block, 512, blocks[3], 2)
+            self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+            self.fc = nn.Linear(512 * block.expansion, num_classes)
+            self.stages = {"stem": ("conv1", "bn1"), "layer1": ("layer1",), "layer2": ("layer2",),
+                           "layer3": ("layer3",), "layer4": ("layer4",), "fc": ("fc",)}
+            for m in self.modules():  # the paper's initialisation (He et al. 2015, "Delving deep")
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+        def stage(self, block: type[nn.Module], width: int, count: int, stride: int) -> nn.Sequential:
+            downsample = None
+            if stride != 1 or self.cin != width * block.expansion:
+                downsample = nn.Sequential(conv1x1(self.cin, width * block.expansion, stride),
+                                           nn.BatchNorm2d(width * block.expansion))
+            layers = [block(self.cin, width, stride, downsample)]
+            self.cin = width * block.expansion
+            layers += [block(self.cin, width, 1, None) for _ in range(1, count)]
+            return nn.Sequential(*layers)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return self.fc(torch.flatten(self.avgpool(x), 1))
+
+    kind, blocks = DEPTHS[depth]
+    module = ResNet(BasicBlock if kind == "basic" else Bottleneck, blocks, int(config["num_classes"]))
+    module.input_shape = imagenet.input_shape(config)
+    return module
+
+
+def build_resnet18(config: dict[str, Any]):
+    return build_resnet(config, 18)
+
+
+def build_resnet34(config: dict[str, Any]):
+    return build_resnet(config, 34)
+
+
+def build_resnet50(config: dict[str, Any]):
+    return build_resnet(config, 50)
+
+
+def build_resnet101(config: dict[str, Any]):
+    return build_resnet(config, 101)
+
+
+def build_resnet152(config: dict[str, Any]):
+    return build_resnet(config, 152)
+
+
+@hookimpl
+def zoo_models() -> list[ModelSpec]:
+    return [
+        ModelSpec(
+            name=f"resnet{depth}",
+            family="resnet",
+            task="image-classification",
+            summary=f"ResNet-{depth}: {sum(blocks)} {kind} residual blocks in four stages, ImageNet layout "
+                    "(torchvision weights load as they are)",
+            paper="He, Zhang, Ren and Sun, Deep Residual Learning for Image Recognition, CVPR 2016",
+            builder=f"zoo.plugins.resnet:build_resnet{depth}",
+            params=PARAMS[depth],
+            default_config={"num_classes": 1000, "image_size": imagenet.IMAGE_SIZE},
+            input_shape=(3, imagenet.IMAGE_SIZE, imagenet.IMAGE_SIZE),
+            preprocessing=imagenet.PREPROCESSING,
+            labels=imagenet.labels(),
+            family_default=depth == 50,
+            train_defaults=imagenet.TRAIN_DEFAULTS,
+        )
+        for depth, (kind, blocks) in DEPTHS.items()
+    ]
