@@ -203,7 +203,7 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
     config = spec.config({**splits.config, **opts.config})
     if splits.labels and "num_classes" in config:
         config["num_classes"] = len(labels)
-    meta = {"preprocessing": dict(spec.preprocessing), "labels": list(labels), "config": config, **splits.info}
+    meta = {"preprocessing": spec.preprocessing_for(config), "labels": list(labels), "config": config, **splits.info}
 
     def tensors(part):
         x = task.encode_inputs(part.inputs, meta)
@@ -314,7 +314,7 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
     manifest = {
         "model": spec.name, "family": spec.family, "task": spec.task, "config": config,
         "dataset": dataset.name, "data_source": splits.source, "splits": splits.sizes(), "split_seed": opts.seed,
-        "labels": list(labels), "preprocessing": dict(spec.preprocessing), "task_meta": splits.info,
+        "labels": list(labels), "preprocessing": meta["preprocessing"], "task_meta": splits.info,
         "metrics": metrics,
         "training": {k: v for k, v in asdict(opts).items() if k not in ("install", "progress", "run_dir")},
         "device": str(device), "torch_version": torch.__version__,

@@ -19,7 +19,7 @@ def load_trained(spec: ModelSpec, random_weights: bool = False):
 
     if random_weights:
         return spec.build(), {"config": spec.config(), "labels": list(spec.labels), "sha256": "random",
-                              "preprocessing": dict(spec.preprocessing), "dataset": spec.dataset}
+                              "preprocessing": spec.preprocessing_for(spec.config()), "dataset": spec.dataset}
     entry = store.require(spec.name)
     entry.verify()
     module = spec.build(entry.manifest.get("config"))
@@ -140,7 +140,7 @@ def import_weights(name: str, file: str, config: dict | None = None) -> store.We
     module.load_state_dict({k: v for k, v in state.items()}, strict=True)
     manifest = {
         "model": spec.name, "family": spec.family, "task": spec.task, "config": spec.config(config),
-        "dataset": spec.dataset, "labels": list(spec.labels), "preprocessing": dict(spec.preprocessing),
+        "dataset": spec.dataset, "labels": list(spec.labels), "preprocessing": spec.preprocessing_for(spec.config(config)),
         "metrics": {}, "imported_from": str(path.resolve()), "source_sha256": store.sha256_file(path),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "zoo_version": zoo.__version__,
         "command": shlex.join(["zoo", *sys.argv[1:]]),

@@ -77,6 +77,18 @@ class ModelSpec:
     def build(self, overrides: Mapping[str, Any] | None = None):
         return load_object(self.builder)(self.config(overrides))
 
+    def preprocessing_for(self, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The preprocessing for a merged config: a config that sets ``image_size`` (a smaller
+        input so that a large network trains on a CPU) gets a crop of that size, and any
+        ``resize`` before the crop scaled in proportion."""
+        pre = dict(self.preprocessing)
+        size = (config or {}).get("image_size")
+        if size and "size" in pre and list(pre["size"]) != [size, size]:
+            if "resize" in pre:
+                pre["resize"] = round(pre["resize"] * size / pre["size"][0])
+            pre["size"] = [size, size]
+        return pre
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
