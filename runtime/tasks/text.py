@@ -1,0 +1,381 @@
+"""Text tasks: character generation and sequence-to-sequence translation, numpy only.
+
+Tokenisation uses the vocabulary the artifact carries (``vocab`` for a character model;
+``src_vocab``, ``tgt_vocab`` and ``target_unit`` for a translation model). The generation
+loops are written once, here: sampling with temperature and top-k for text generation; greedy
+and beam search with length normalisation for translation, driven by the exported step graphs.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from zoo.errors import ZooError
+from zoo.runtime.tasks import Task
+
+PAD, UNK, SOS, EOS = 0, 1, 1, 2  # ids: <pad> in both vocabularies, <unk> in the source, <s> </s> in the target
+MAX_GENERATE = 100_000
+
+
+# -- shared helpers -----------------------------------------------------------------------------------
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def char_ids(text: str, index: dict[str, int], what: str) -> list[int]:
+    """Characters -> ids; characters outside the vocabulary are an error that names them."""
+    unknown = sorted({c for c in text if c not in index})
+    if unknown:
+        shown = ", ".join(repr(c) for c in unknown[:10])
+        raise ZooError(f"{what}: character(s) {shown} are not in the model's vocabulary")
+    return [index[c] for c in text]
+
+
+def read_lines(path: str) -> list[str]:
+    """Non-empty lines of a UTF-8 file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ZooError(f"{p}: no such file")
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ZooError(f"{p}: not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
+    lines = [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+    if not lines:
+        raise ZooError(f"{p}: file holds no text")
+    return lines
+
+
+def gather_inputs(inputs: list[str], options: dict[str, Any]) -> list[str]:
+    texts = list(inputs) + (read_lines(options["file"]) if options.get("file") else [])
+    for text in texts:
+        if not text.strip():
+            raise ZooError("empty text: give a non-empty input")
+    return texts
+
+
+def warn(message: str) -> None:
+    print(f"zoo: warning: {message}", file=sys.stderr)
+
+
+# -- text generation -------------------------------------------------------------------------------
+def sample_next(logits: np.ndarray, temperature: float, top_k: int, rng: np.random.Generator) -> np.ndarray:
+    """One token per row: argmax at temperature 0, else a draw from softmax(logits / T) restricted
+    to the k likeliest tokens when ``top_k`` > 0."""
+    if temperature <= 0:
+        return logits.argmax(axis=-1)
+    scaled = logits.astype(np.float64) / temperature
+    if 0 < top_k < scaled.shape[-1]:
+        kth = np.sort(scaled, axis=-1)[:, -top_k][:, None]
+        scaled = np.where(scaled >= kth, scaled, -np.inf)
+    probs = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+    cdf = np.cumsum(probs / probs.sum(axis=-1, keepdims=True), axis=-1)
+    u = rng.random(len(logits))[:, None]
+    return np.minimum((cdf < u).sum(axis=-1), logits.shape[-1] - 1)
+
+
+def generate(step: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]], state: np.ndarray,
+             primes: list[list[int]], length: int, temperature: float, top_k: int, seed: int) -> np.ndarray:
+    """Feed each prime through ``step`` (token, state) -> (logits, state'), then sample ``length``
+    tokens for all rows together; returns (rows, length) ids."""
+    rng = np.random.default_rng(seed)
+    logits_rows, states = [], []
+    for prime in primes:  # primes differ in length: feed each alone, then go on as one batch
+        s = state[:1]
+        for token in prime:
+            logits, s = step(np.asarray([token], np.int64), s)
+        logits_rows.append(logits)
+        states.append(s)
+    logits, state = np.concatenate(logits_rows), np.concatenate(states)
+    out = np.zeros((len(primes), length), np.int64)
+    for t in range(length):
+        token = sample_next(logits, temperature, top_k, rng).astype(np.int64)
+        out[:, t] = token
+        logits, state = step(token, state)
+    return out
+
+
+class TextGeneration(Task):
+    name = "text-generation"
+    primary_metric = "bpc"
+    higher_is_better = False
+
+    def encode_inputs(self, raw: Sequence[str], meta: dict[str, Any]) -> np.ndarray:
+        index = {c: i for i, c in enumerate(meta["vocab"])}
+        return np.asarray([char_ids(s[:-1], index, "text") for s in raw], np.int64)
+
+    def encode_targets(self, raw: Sequence[str], targets: Any, meta: dict[str, Any]) -> np.ndarray:
+        index = {c: i for i, c in enumerate(meta["vocab"])}
+        return np.asarray([char_ids(s[1:], index, "text") for s in raw], np.int64)
+
+    def metric(self, outputs: np.ndarray, targets: np.ndarray, meta: dict[str, Any]) -> dict[str, float]:
+        """Bits per character (mean negative log2-likelihood of the next character) and the
+        accuracy of the likeliest next character."""
+        logp = log_softmax(outputs)
+        picked = np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+        return {"bpc": float(-picked.mean() / math.log(2)),
+                "accuracy": float((outputs.argmax(-1) == targets).mean())}
+
+    def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
+        vocab = artifact.meta["vocab"]
+        index = {c: i for i, c in enumerate(vocab)}
+        texts = gather_inputs(inputs, options)
+        if not texts:
+            prime = options.get("prime")
+            if prime is None:
+                if "\n" not in index:
+                    raise ZooError("this model has no new-line character to start from: give --prime TEXT")
+                prime = "\n"
+            if not prime:
+                raise ZooError("empty --prime: give some text to start from, or leave --prime out")
+            texts = [prime]
+        length = int(options.get("length") or 0)
+        if not 1 <= length <= MAX_GENERATE:
+            raise ZooError(f"--length {length}: give 1 to {MAX_GENERATE:,} characters")
+        primes = [char_ids(t, index, f"prime {t[:30]!r}") for t in texts]
+        session = artifact.session("step" if artifact.path.is_dir() else "model")
+        _, layers, size = session.get_inputs()[1].shape
+
+        def step(token: np.ndarray, state: np.ndarray):
+            logits, new = session.run(["logits", "state_out"], {"token": token, "state": state})
+            return logits, new
+
+        ids = generate(step, np.zeros((1, layers, size), np.float32), primes, length,
+                       float(options.get("temperature", 1.0)), int(options.get("top_k") or 0),
+                       int(options.get("seed") or 0))
+        return [{"prime": text, "generated": "".join(vocab[i] for i in row), "text": text + "".join(vocab[i] for i in row)}
+                for text, row in zip(texts, ids)]
+
+    def format(self, result: dict[str, Any]) -> str:
+        return result["text"]
+
+
+# -- translation ----------------------------------------------------------------------------------
+def target_tokens(text: str, unit: str) -> list[str]:
+    return text.split() if unit == "word" else list(text)
+
+
+def join_tokens(tokens: list[str], unit: str) -> str:
+    return (" " if unit == "word" else "").join(tokens)
+
+
+class Decoder:
+    """The encoder and decoder-step graphs behind numpy calls. ``step`` maps (tokens, state,
+    annotations, keys, mask) to (log-probabilities, state', attention)."""
+
+    def __init__(self, encoder: Callable[..., Any], step: Callable[..., Any]):
+        self.encoder, self._step = encoder, step
+
+    @classmethod
+    def from_artifact(cls, artifact) -> "Decoder":
+        enc, dec = artifact.session("encoder"), artifact.session("decoder_step")
+        return cls(lambda src: enc.run(None, {"source": src}),
+                   lambda tok, state, ann, keys, mask: dec.run(None, {"token": tok, "state": state,
+                                                                      "annotations": ann, "keys": keys,
+                                                                      "mask": mask}))
+
+    def step(self, tokens, state, ann, keys, mask):
+        logits, state, alpha = self._step(tokens, state, ann, keys, mask)
+        return log_softmax(logits), state, alpha
+
+
+def greedy(decoder: Decoder, src: np.ndarray, max_len: int) -> list[tuple[list[int], np.ndarray]]:
+    """The likeliest token at every step, for a batch; returns ids (without </s>) and the
+    attention rows (output steps x source positions) of each input."""
+    ann, keys, mask, state = decoder.encoder(src)
+    batch = len(src)
+    tokens = np.full(batch, SOS, np.int64)
+    out = np.zeros((batch, max_len), np.int64)
+    alphas = np.zeros((batch, max_len, src.shape[1]), np.float32)
+    done = np.zeros(batch, bool)
+    for t in range(max_len):
+        logp, state, alpha = decoder.step(tokens, state, ann, keys, mask)
+        tokens = logp.argmax(-1).astype(np.int64)
+        out[:, t], alphas[:, t] = tokens, alpha
+        done |= tokens == EOS
+        if done.all():
+            break
+    results = []
+    for row, att in zip(out, alphas):
+        end = int(np.argmax(row == EOS)) if (row == EOS).any() else max_len
+        results.append((row[:end].tolist(), att[: end + 1]))
+    return results
+
+
+def beam_search(decoder: Decoder, src: np.ndarray, max_len: int, beam: int,
+                alpha: float) -> tuple[list[int], np.ndarray]:
+    """Beam search for one input (``src`` of shape (1, T)): keep the ``beam`` best partial outputs
+    by summed log-probability; a finished hypothesis is scored by log P / length**alpha (the
+    seed's length normalisation), and the best finished one wins."""
+    ann, keys, mask, state = decoder.encoder(src)
+    hyps: list[tuple[list[int], float, np.ndarray]] = [([], 0.0, np.zeros((0, src.shape[1]), np.float32))]
+    states = state
+    finished: list[tuple[float, list[int], np.ndarray]] = []
+    for t in range(max_len):
+        n = len(hyps)
+        tokens = np.asarray([h[0][-1] if h[0] else SOS for h in hyps], np.int64)
+        logp, new_states, att = decoder.step(tokens, states, np.repeat(ann, n, 0), np.repeat(keys, n, 0),
+                                             np.repeat(mask, n, 0))
+        totals = np.asarray([h[1] for h in hyps])[:, None] + logp
+        order = np.argsort(-totals, axis=None, kind="stable")[: 2 * beam]
+        keep, rows = [], []
+        for flat in order:
+            i, tok = divmod(int(flat), logp.shape[1])
+            seq, score = hyps[i][0] + [tok], float(totals[i, tok])
+            history = np.concatenate([hyps[i][2], att[i: i + 1]])
+            if tok == EOS:
+                finished.append((score / (len(seq) ** alpha), seq[:-1], history))
+            elif len(keep) < beam:
+                keep.append((seq, score, history))
+                rows.append(i)
+            if len(keep) == beam and len(finished) >= beam:
+                break
+        best_open = max((s / ((len(q) + 1) ** alpha) for q, s, _ in keep), default=-np.inf)
+        if not keep or (len(finished) >= beam and max(f[0] for f in finished) >= best_open):
+            break
+        hyps, states = keep, new_states[rows]
+    if not finished:  # nothing ended within max_len: take the best open hypothesis
+        finished = [(s / (len(q) ** alpha), q, h) for q, s, h in hyps]
+    _, seq, history = max(finished, key=lambda f: f[0])
+    return seq, history
+
+
+def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, start=1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
+class Translation(Task):
+    name = "translation"
+    primary_metric = "token_accuracy"
+
+    @staticmethod
+    def _index(meta: dict[str, Any], key: str) -> dict[str, int]:
+        return {t: i for i, t in enumerate(meta[key])}
+
+    def source_ids(self, texts: Sequence[str], meta: dict[str, Any]) -> np.ndarray:
+        index, max_len = self._index(meta, "src_vocab"), meta["config"]["max_src_len"]
+        out = np.zeros((len(texts), max_len), np.int64)
+        for row, text in enumerate(texts):
+            if len(text) > max_len:
+                raise ZooError(f"input {text[:30]!r}... has {len(text)} characters; this model reads at most {max_len}")
+            ids = char_ids(text, index, f"input {text[:30]!r}")
+            out[row, : len(ids)] = ids
+        return out
+
+    def encode_inputs(self, raw: Sequence[str], meta: dict[str, Any]) -> np.ndarray:
+        return self.source_ids(raw, meta)
+
+    def encode_targets(self, raw: Sequence[str], targets: Any, meta: dict[str, Any]) -> np.ndarray:
+        index, max_len, unit = self._index(meta, "tgt_vocab"), meta["config"]["max_tgt_len"], meta["target_unit"]
+        out = np.zeros((len(targets), max_len), np.int64)
+        for row, text in enumerate(targets):
+            ids = [index[t] for t in target_tokens(str(text), unit)][: max_len - 1] + [EOS]
+            out[row, : len(ids)] = ids
+        return out
+
+    def metric(self, outputs: np.ndarray, targets: np.ndarray, meta: dict[str, Any]) -> dict[str, float]:
+        """Teacher-forced accuracy over the non-padding target tokens (</s> included), and the
+        share of sequences with every token right."""
+        real = targets != PAD
+        right = (outputs.argmax(-1) == targets) | ~real
+        return {"token_accuracy": float(right[real].mean()) if real.any() else 0.0,
+                "sequence_accuracy": float(right.all(-1).mean()) if len(targets) else 0.0}
+
+    def translate(self, artifact, texts: list[str], beam: int, alpha: float,
+                  batch_size: int = 64) -> list[tuple[str, list[str], np.ndarray]]:
+        """Each text -> (translation, output tokens, attention matrix)."""
+        meta = artifact.meta
+        src = self.source_ids(texts, meta)
+        vocab, unit, max_len = meta["tgt_vocab"], meta["target_unit"], meta["config"]["max_tgt_len"]
+        decoder = Decoder.from_artifact(artifact)
+        decoded: list[tuple[list[int], np.ndarray]] = []
+        if beam <= 1:
+            for start in range(0, len(src), batch_size):
+                decoded += greedy(decoder, src[start: start + batch_size], max_len)
+        else:
+            decoded = [beam_search(decoder, src[i: i + 1], max_len, beam, alpha) for i in range(len(src))]
+        results = []
+        for ids, att in decoded:
+            tokens = [vocab[i] for i in ids]
+            results.append((join_tokens(tokens, unit), tokens, att))
+        return results
+
+    def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
+        texts = gather_inputs(inputs, options)
+        if not texts:
+            raise ZooError("nothing to translate: give text, several texts, or --file FILE (one per line)")
+        beam = int(options.get("beam") or 1)
+        if beam < 1:
+            raise ZooError(f"--beam {beam}: give 1 (greedy) or more")
+        translated = self.translate(artifact, texts, beam, float(options.get("length_norm", 0.7)),
+                                    int(options.get("batch_size") or 64))
+        results = []
+        for i, (text, (out, tokens, att)) in enumerate(zip(texts, translated)):
+            result = {"input": text, "output": out, "tokens": tokens}
+            if options.get("attention"):
+                path = Path(options["attention"])
+                if len(texts) > 1:
+                    path = path.with_name(f"{path.stem}-{i + 1}{path.suffix or '.png'}")
+                draw_attention(att[:, : len(text)], list(text), tokens + ["</s>"], path)
+                result["attention"] = str(path)
+            results.append(result)
+        return results
+
+    def format(self, result: dict[str, Any]) -> str:
+        return result["output"]
+
+    def evaluate(self, artifact, sources: Sequence[str], references: Sequence[str], beam: int,
+                 alpha: float = 0.7) -> dict[str, float]:
+        """Exact match, token error rate (word or phoneme error rate: edit distance over reference
+        length) and, when sacrebleu is installed, corpus BLEU on a held-out split."""
+        unit = artifact.meta["target_unit"]
+        hyps = [out for out, _, _ in self.translate(artifact, list(sources), beam, alpha)]
+        errors = sum(edit_distance(target_tokens(h, unit), target_tokens(r, unit)) for h, r in zip(hyps, references))
+        length = sum(len(target_tokens(r, unit)) for r in references)
+        metrics = {"exact_match": float(np.mean([h == r for h, r in zip(hyps, references)])),
+                   "token_error_rate": errors / max(length, 1)}
+        try:
+            import sacrebleu
+        except ImportError:
+            return metrics
+        tokenize = "char" if unit == "char" else "none"
+        metrics["bleu"] = float(sacrebleu.corpus_bleu(hyps, [list(references)], tokenize=tokenize).score)
+        return metrics
+
+
+def draw_attention(matrix: np.ndarray, source: list[str], output: list[str], path: Path, cell: int = 18) -> None:
+    """The attention weights as a grey heatmap (dark = high), output tokens down the left and
+    source characters along the top, written with Pillow."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    left = 8 + max((int(font.getlength(t)) for t in output), default=0)
+    top = 8 + max((int(font.getlength(t)) for t in source), default=0)
+    rows, cols = matrix.shape[0], len(source)
+    image = Image.new("RGB", (left + cols * cell + 8, top + rows * cell + 8), "white")
+    draw = ImageDraw.Draw(image)
+    peak = float(matrix.max()) or 1.0
+    for r in range(rows):
+        draw.text((4, top + r * cell + 3), output[r] if r < len(output) else "", fill="black", font=font)
+        for c in range(cols):
+            shade = int(255 * (1 - float(matrix[r, c]) / peak))
+            x, y = left + c * cell, top + r * cell
+            draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=(shade, shade, 255 if shade > 0 else 128))
+    for c, token in enumerate(source):
+        label = Image.new("RGB", (max(1, int(font.getlength(token))) + 2, cell), "white")
+        ImageDraw.Draw(label).text((1, 3), token, fill="black", font=font)
+        rotated = label.rotate(90, expand=True)
+        image.paste(rotated, (left + c * cell, top - rotated.height - 2))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
