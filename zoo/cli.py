@@ -174,7 +174,8 @@ def _parse_config(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--augment", metavar="MODULE:FUNCTION", help="another augmentation, e.g. zoo.augment:random_elastic")
 @click.option("--no-augment", is_flag=True, help="train without the model's data augmentation")
 @click.option("--clip-grad", type=float, help="clip the gradient norm to this value")
-@click.option("--freeze", help="transfer learning: 'head' trains only the new head, or a stage name to freeze up to")
+@click.option("--freeze", help="transfer learning from the installed (imported) weights: 'head' trains only the "
+              "new head, or a stage name to freeze up to")
 @click.option("--dataset", help="dataset name (default: the model's)")
 @click.option("--data", type=click.Path(), help="a folder or file with your own data")
 @click.option("--config", "config", multiple=True, metavar="KEY=VALUE", help="override a model config value")
@@ -212,14 +213,19 @@ def train(name: str, **kw: Any) -> None:
 @click.option("--opset", type=int, help="ONNX opset (default 18)")
 @click.option("--data", type=click.Path(), help="data folder for the parity check's real samples")
 @click.option("--random-weights", is_flag=True, help="export untrained weights (for benchmarking only)")
-def export(name: str, fmt: str, out: str | None, opset: int | None, data: str | None, random_weights: bool) -> None:
+@click.option("--fp16", is_flag=True, help="also write a half-precision variant NAME-fp16.onnx and report its "
+              "top-1 agreement with fp32")
+def export(name: str, fmt: str, out: str | None, opset: int | None, data: str | None, random_weights: bool,
+           fp16: bool) -> None:
     """Export NAME's trained weights, checked by onnx.checker and compared with PyTorch."""
     from zoo.modelio import export_model
 
     if random_weights:
         click.echo("note: exporting RANDOM weights; the artifact is for benchmarking only", err=True)
-    report = export_model(name, fmt, out, opset, data, random_weights)
+    report = export_model(name, fmt, out, opset, data, random_weights, fp16=fp16)
     for line in report.lines():
+        click.echo(line)
+    for line in report.fp16.lines() if fp16 else ():
         click.echo(line)
 
 

@@ -8,8 +8,8 @@ What a module may define to take part (all optional):
 - ``loss(outputs, targets)``: the training loss (default: cross-entropy);
 - ``forward_train(x, y)``: the outputs when the targets are needed to compute them (teacher
   forcing); used for training and for the dev/test loss and metric (default: ``module(x)``);
-- ``freeze(upto)``: freeze parameters for transfer learning (``--freeze``), keeping batch-norm
-  statistics of frozen stages fixed.
+- ``freeze(upto)``: freeze parameters for transfer learning (``--freeze``, which starts from the
+  installed weights), keeping batch-norm statistics of frozen stages fixed.
 
 The task's numpy ``metric(outputs, targets, meta)`` scores the dev and test splits. A dataset's
 ``Splits.config`` adjusts the model config to the data (classes, vocabulary size) and
@@ -121,6 +121,23 @@ def load_weights(module: torch.nn.Module, path: Path) -> None:
         raise ZooError(f"{path}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
+def start_from_installed(spec: ModelSpec, module: torch.nn.Module) -> None:
+    """Transfer learning (``--freeze``) starts from the model's installed weights, imported or
+    trained; tensors whose shape the new config changes (a head for the folder's classes) keep
+    their fresh initialisation."""
+    entry = store.find(spec.name)
+    if entry is None:
+        raise ZooError(f"--freeze: no weights installed for {spec.name} to start from; import them with "
+                       f"`zoo weights import {spec.name} FILE` (or train without --freeze)")
+    entry.verify()
+    own = module.state_dict()
+    fitting = {k: v for k, v in load_file(str(entry.file)).items() if k in own and own[k].shape == v.shape}
+    if not fitting:
+        raise ZooError(f"--freeze: the installed weights {entry.file} share no tensor with this {spec.name} config")
+    module.load_state_dict(fitting, strict=False)
+    print(f"starting from {entry.file} ({len(fitting)} of {len(own)} tensors; the others are new)", file=sys.stderr)
+
+
 def _save_optimizer(opt: torch.optim.Optimizer, path: Path) -> dict[str, Any]:
     """Optimizer state as safetensors (tensors) plus a JSON-able remainder."""
     state = opt.state_dict()
@@ -218,6 +235,7 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
     if opts.freeze:
         if not hasattr(module, "freeze"):
             raise ZooError(f"{spec.name} does not support --freeze")
+        start_from_installed(spec, module)
         module.freeze(opts.freeze)
     loss_fn = getattr(module, "loss", None) or default_loss
     trainable = [p for p in module.parameters() if p.requires_grad]

@@ -48,8 +48,12 @@ def default_artifact_path(name: str, suffix: str = ".onnx") -> Path:
 
 
 def export_model(name: str, fmt: str = "onnx", out: str | None = None, opset: int | None = None,
-                 data: str | None = None, random_weights: bool = False):
+                 data: str | None = None, random_weights: bool = False, fp16: bool = False):
+    """Export NAME; with ``fp16`` also a half-precision ONNX variant beside it, whose report is
+    returned as the report's ``fp16`` attribute."""
     reg = registry()
+    if fp16 and fmt != "onnx":
+        raise ZooError(f"--fp16 is offered for ONNX exports, not {fmt!r}")
     spec = reg.model(name)
     exporter = reg.exporter(fmt)
     module, manifest = load_trained(spec, random_weights)
@@ -68,7 +72,15 @@ def export_model(name: str, fmt: str = "onnx", out: str | None = None, opset: in
     kwargs: dict[str, Any] = {"meta": meta, "samples": samples, "sample_source": source}
     if opset:
         kwargs["opset"] = opset
-    return load_object(exporter.export)(spec, module, path, **kwargs)
+    report = load_object(exporter.export)(spec, module, path, **kwargs)
+    report.fp16 = None
+    if fp16:
+        from zoo.exporters.fp16 import export_half
+        from zoo.exporters.onnx import DEFAULT_OPSET
+
+        report.fp16 = export_half(spec, module, report.path, meta=meta, samples=samples,
+                                  opset=opset or DEFAULT_OPSET, sample_source=source)
+    return report
 
 
 
