@@ -28,7 +28,7 @@ from zoo.errors import ZooError
 from zoo.runtime.artifact import FORMAT, META_FILE, META_KEY
 from zoo.store import atomic_path
 
-DEFAULT_OPSET = 18
+DEFAULT_OPSET = 18  # the torch.export-based exporter writes opset 18 or newer
 ATOL, RTOL = 1e-4, 1e-3
 
 
@@ -127,7 +127,8 @@ def _parity(graph: Graph, path: Path) -> list[Parity]:
     return results
 
 
-def _stamp(path: Path, meta: dict[str, Any]) -> None:
+def _stamp(path: Path, meta: dict[str, Any]) -> int:
+    """Embed the metadata, run the full checker, and return the opset the file really has."""
     import onnx
 
     model = onnx.load(str(path))
@@ -141,12 +142,15 @@ def _stamp(path: Path, meta: dict[str, Any]) -> None:
     model.doc_string = f"{meta['model']} ({meta['task']}) exported by zoo; see metadata_props['zoo']"
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
 def export(spec, module, out: Path, *, meta: dict[str, Any], samples: np.ndarray | None = None,
            opset: int = DEFAULT_OPSET, sample_source: str = "") -> ExportReport:
     """Export ``module`` (eval mode, CPU) to ``out``; nothing appears at ``out`` unless every
     graph passes the checker and the parity test."""
+    if opset < DEFAULT_OPSET:
+        raise ZooError(f"--opset {opset}: the exporter writes opset {DEFAULT_OPSET} or newer")
     module = module.eval().cpu()
     if hasattr(module, "export_graphs"):
         graphs = module.export_graphs(samples)
@@ -168,7 +172,9 @@ def export(spec, module, out: Path, *, meta: dict[str, Any], samples: np.ndarray
                 raise ZooError(f"torch.onnx.export failed for {spec.name}/{graph.name}: "
                                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
             graph_meta = dict(meta, graph=graph.name, graphs={g.name: f"{g.name}.onnx" for g in graphs})
-            _stamp(path, graph_meta)
+            written = _stamp(path, graph_meta)
+            if written != opset:
+                raise ZooError(f"asked for opset {opset}, the exporter wrote opset {written}; nothing written")
             parity += _parity(graph, path)
         failed = [p for p in parity if not p.ok]
         if failed:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, distribution
 
@@ -39,6 +40,23 @@ def _gpu_present() -> bool:
     return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg"))
 
 
+@contextmanager
+def _quiet_native_output():
+    """onnxruntime prints library-loading failures from C++ and from preload_dlls(); the
+    provider check below reports the outcome in one line instead."""
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1), os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stdout.flush(), sys.stderr.flush()
+        os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
 def warn(message: str) -> None:
     print(f"zoo: warning: {message}", file=sys.stderr)
 
@@ -50,7 +68,7 @@ def create_session(path: str, requested: str = "auto", options=None):
 
     if requested not in PROVIDER_CHOICES:
         raise ZooError(f"unknown provider {requested!r}; choose from {', '.join(PROVIDER_CHOICES)}")
-    ort.set_default_logger_severity(3)  # our report replaces onnxruntime's fallback log lines
+    ort.set_default_logger_severity(4)  # our report replaces onnxruntime's fallback log lines
     available = ort.get_available_providers()
     note = ""
     if _installed("onnxruntime") and (_installed("onnxruntime-gpu") or _installed("onnxruntime-directml")):
@@ -69,15 +87,18 @@ def create_session(path: str, requested: str = "auto", options=None):
             )
         want = [name]
     providers = want + ["CPUExecutionProvider"]
-    if want:
-        preload = getattr(ort, "preload_dlls", None)
-        if preload is not None:
-            try:
-                preload()
-            except Exception:  # the providers check below reports what actually happened
-                pass
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        if want:
+            with _quiet_native_output():
+                preload = getattr(ort, "preload_dlls", None)
+                if preload is not None:
+                    try:
+                        preload()
+                    except Exception:  # the providers check below reports what actually happened
+                        pass
+                session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        else:
+            session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ZooError(f"{path}: onnxruntime cannot load this model ({message})") from exc

@@ -23,6 +23,6 @@ def run_zoo(*args: str, env: dict | None = None, cwd: Path | None = None) -> sub
                           env=full_env, cwd=cwd, timeout=900)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def zoo():
     return run_zoo
