@@ -71,7 +71,8 @@ def create_session(path: str, requested: str = "auto", options=None):
     ort.set_default_logger_severity(4)  # our report replaces onnxruntime's fallback log lines
     available = ort.get_available_providers()
     note = ""
-    if _installed("onnxruntime") and (_installed("onnxruntime-gpu") or _installed("onnxruntime-directml")):
+    if (_installed("onnxruntime") and (_installed("onnxruntime-gpu") or _installed("onnxruntime-directml"))
+            and "CUDAExecutionProvider" not in available and "DmlExecutionProvider" not in available):
         note = ("both onnxruntime and a GPU build of it are installed; the CPU package shadows the GPU one. "
                 "`pip uninstall onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu`")
     if requested == "auto":
