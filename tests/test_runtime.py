@@ -18,7 +18,8 @@ def model_path(tmp_path_factory):
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])])
     path = tmp_path_factory.mktemp("m") / "relu.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10),
+              str(path))
     return path
 
 
