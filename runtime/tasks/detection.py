@@ -239,9 +239,10 @@ class ObjectDetection(Task):
             raw = session.run(None, {input_name: np.stack([e[0] for e in encoded])})[0]
             for path, img, (_, box), found in zip(chunk, images, encoded, decode(raw, config, conf, iou_threshold)):
                 pixels = box.to_image(found["boxes"])
+                inside = (pixels[:, 2] > pixels[:, 0]) & (pixels[:, 3] > pixels[:, 1])  # not all in the padding
                 detections = [{"class": int(c), "label": labels[c] if c < len(labels) else str(c),
                                "score": round(float(s), 4), "box": [round(float(v), 1) for v in b]}
-                              for b, s, c in zip(pixels, found["scores"], found["classes"])]
+                              for b, s, c in zip(pixels[inside], found["scores"][inside], found["classes"][inside])]
                 result = {"input": str(path), "width": img.width, "height": img.height, "detections": detections}
                 target = Path(save) if save else (Path(save_dir) / f"{path.stem}.jpg" if save_dir else None)
                 if target is not None:
