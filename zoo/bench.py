@@ -45,18 +45,19 @@ def _providers(requested: tuple[str, ...]) -> list[str]:
 
 
 def bench_model(name: str, batches: tuple[int, ...], iters: int, providers: tuple[str, ...],
-                random_weights: bool, json_out: str | None) -> list[dict[str, Any]]:
+                random_weights: bool, json_out: str | None, config: dict | None = None) -> list[dict[str, Any]]:
     from zoo.exporters.onnx import image_graph
     from zoo.modelio import export_model, load_trained
 
     spec = registry().model(name)
-    module, _ = load_trained(spec, random_weights)
+    module, _ = load_trained(spec, random_weights, config)
     module.eval()
     batches = batches or tuple(spec.train_defaults.get("bench_batches", (1, 64)))
     if random_weights:
         click.echo("note: RANDOM weights (timing only)", err=True)
     with tempfile.TemporaryDirectory() as tmp:
-        report = export_model(spec.name, out=str(Path(tmp) / f"{spec.name}.onnx"), random_weights=random_weights)
+        report = export_model(spec.name, out=str(Path(tmp) / f"{spec.name}.onnx"), random_weights=random_weights,
+                              config=config)
         artifact = report.path
         graphs = module.export_graphs(None) if hasattr(module, "export_graphs") else \
             [image_graph(module, tuple(getattr(module, "input_shape", None) or spec.input_shape), None)]

@@ -370,12 +370,14 @@ def weights_import(name: str, file: str, config: tuple[str, ...]) -> None:
               help="onnxruntime providers to measure (default: cpu, plus cuda when usable)")
 @click.option("--random-weights", is_flag=True, help="use untrained weights (timing only)")
 @click.option("--json-out", type=click.Path(), help="also write the results as JSON here")
+@click.option("--config", "config", multiple=True, metavar="KEY=VALUE",
+              help="override a model config value, e.g. input_size=640 (with --random-weights)")
 def bench(name: str, batches: tuple[int, ...], iters: int, providers: tuple[str, ...], random_weights: bool,
-          json_out: str | None) -> None:
+          json_out: str | None, config: tuple[str, ...]) -> None:
     """Latency of torch eager vs onnxruntime on the same inputs, as ratios measured in one run."""
     from zoo.bench import bench_model
 
-    bench_model(name, batches, iters, providers, random_weights, json_out)
+    bench_model(name, batches, iters, providers, random_weights, json_out, _parse_config(config) or None)
 
 
 # -- entry point ---------------------------------------------------------------------------------

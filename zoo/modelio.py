@@ -13,13 +13,17 @@ from zoo.registry import registry
 from zoo.specs import ModelSpec, load_object
 
 
-def load_trained(spec: ModelSpec, random_weights: bool = False):
-    """The module with its stored weights (verified against the manifest), and the manifest."""
+def load_trained(spec: ModelSpec, random_weights: bool = False, config: dict | None = None):
+    """The module with its stored weights (verified against the manifest), and the manifest.
+    ``config`` overrides the default config of random weights (a bench at another input size)."""
     from zoo.engine import load_weights
 
     if random_weights:
-        return spec.build(), {"config": spec.config(), "labels": list(spec.labels), "sha256": "random",
-                              "preprocessing": spec.preprocessing_for(spec.config()), "dataset": spec.dataset}
+        return spec.build(config), {"config": spec.config(config), "labels": list(spec.labels), "sha256": "random",
+                                    "preprocessing": spec.preprocessing_for(spec.config(config)),
+                                    "dataset": spec.dataset}
+    if config:
+        raise ZooError("--config applies to --random-weights; trained weights keep the config they were trained with")
     entry = store.require(spec.name)
     entry.verify()
     module = spec.build(entry.manifest.get("config"))
@@ -48,7 +52,8 @@ def default_artifact_path(name: str, suffix: str = ".onnx") -> Path:
 
 
 def export_model(name: str, fmt: str = "onnx", out: str | None = None, opset: int | None = None,
-                 data: str | None = None, random_weights: bool = False, fp16: bool = False):
+                 data: str | None = None, random_weights: bool = False, fp16: bool = False,
+                 config: dict | None = None):
     """Export NAME; with ``fp16`` also a half-precision ONNX variant beside it, whose report is
     returned as the report's ``fp16`` attribute."""
     reg = registry()
@@ -56,7 +61,7 @@ def export_model(name: str, fmt: str = "onnx", out: str | None = None, opset: in
         raise ZooError(f"--fp16 is offered for ONNX exports, not {fmt!r}")
     spec = reg.model(name)
     exporter = reg.exporter(fmt)
-    module, manifest = load_trained(spec, random_weights)
+    module, manifest = load_trained(spec, random_weights, config)
     samples, source = dev_samples(spec, manifest, data)
     meta = {
         "task": spec.task, "model": spec.name, "family": spec.family,
