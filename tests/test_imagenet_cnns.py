@@ -265,6 +265,15 @@ def test_run_without_weights_is_refused(zoo, zoo_home):
     assert "no weights for resnet50" in r.stderr and "zoo weights import resnet50 FILE" in r.stderr
 
 
+def test_list_and_info_do_not_import_torch(zoo_home):
+    r = torch_free(zoo_home, "list", "resnet")
+    assert r.returncode == 0, r.stderr
+    assert all(f"resnet{d}" in r.stdout for d in (18, 34, 50, 101, 152))
+    r = torch_free(zoo_home, "info", "vgg")
+    assert r.returncode == 0, r.stderr
+    assert "vgg16 " in r.stdout and "138,357,544" in r.stdout and '"resize": 256' in r.stdout
+
+
 def test_bench_random_weights(zoo, zoo_home, tmp_path):
     out = tmp_path / "bench.json"
     r = zoo("bench", "resnet18", "--random-weights", "--batch", "1", "--batch", "2", "--iters", "2",
