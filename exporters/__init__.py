@@ -12,5 +12,11 @@ def zoo_exporters() -> list[ExporterSpec]:
             summary="ONNX with a dynamic batch axis, checked by onnx.checker and compared with PyTorch",
             export="zoo.exporters.onnx:export",
             suffix=".onnx",
-        )
+        ),
+        ExporterSpec(
+            name="triton",
+            summary="an NVIDIA Triton model repository entry: config.pbtxt and 1/model.onnx",
+            export="zoo.exporters.triton:export",
+            suffix="",
+        ),
     ]

@@ -71,7 +71,9 @@ def export_model(name: str, fmt: str = "onnx", out: str | None = None, opset: in
         "metrics": manifest.get("metrics", {}), "input_layout": "NCHW" if spec.input_shape else "",
         **manifest.get("task_meta", {}),
     }
-    path = Path(out) if out else default_artifact_path(spec.name, exporter.suffix)
+    # an exporter without a file suffix writes into a folder (a Triton model repository, say)
+    default = default_artifact_path(spec.name, exporter.suffix) if exporter.suffix else store.exports_dir() / fmt
+    path = Path(out) if out else default
     if path.is_dir() and path.suffix != exporter.suffix and not (path / "zoo.json").exists():
         path = path / f"{spec.name}{exporter.suffix}"
     kwargs: dict[str, Any] = {"meta": meta, "samples": samples, "sample_source": source}

@@ -140,7 +140,8 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class ExporterSpec:
-    """An export format: ``export`` is called as ``export(spec, module, out, **options)``."""
+    """An export format: ``export`` is called as ``export(spec, module, out, **options)``;
+    ``suffix`` is the file suffix of what it writes, or "" for a folder."""
 
     name: str
     summary: str

@@ -1,0 +1,65 @@
+"""An NVIDIA Triton model repository entry: ``NAME/config.pbtxt`` + ``NAME/1/model.onnx``.
+
+The ONNX file is the one the ONNX exporter writes (checker, parity and metadata included); the
+config declares its inputs and outputs with the batch axis left to Triton (``max_batch_size``)
+and turns on dynamic batching. Several-graph models (a decoder step driven by a loop) need a
+client-side loop or an ensemble, so they are refused here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import ZooError
+from zoo.exporters.onnx import ExportReport, export as export_onnx
+
+MAX_BATCH = 64
+_TYPES = {1: "TYPE_FP32", 10: "TYPE_FP16", 11: "TYPE_FP64", 6: "TYPE_INT32", 7: "TYPE_INT64", 2: "TYPE_UINT8",
+          9: "TYPE_BOOL"}
+
+
+def _tensors(values) -> list[str]:
+    blocks = []
+    for v in values:
+        shape = v.type.tensor_type.shape.dim
+        if not shape or not shape[0].dim_param:
+            raise ZooError(f"triton export: {v.name} has no dynamic batch axis")
+        dims = ", ".join(str(d.dim_value) if d.dim_value else "-1" for d in shape[1:])
+        kind = _TYPES.get(v.type.tensor_type.elem_type)
+        if kind is None:
+            raise ZooError(f"triton export: {v.name} has an element type Triton's config cannot name here")
+        blocks.append(f'  {{\n    name: "{v.name}"\n    data_type: {kind}\n    dims: [ {dims} ]\n  }}')
+    return blocks
+
+
+def config_pbtxt(name: str, model_path: Path, max_batch: int = MAX_BATCH) -> str:
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    inputs, outputs = ",\n".join(_tensors(graph.input)), ",\n".join(_tensors(graph.output))
+    return (f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: {max_batch}\n'
+            f"input [\n{inputs}\n]\noutput [\n{outputs}\n]\ndynamic_batching {{ }}\n")
+
+
+def export(spec, module, out: Path, **kwargs: Any) -> ExportReport:
+    """``out`` is the model repository (created if needed); the entry is ``out/NAME``."""
+    if hasattr(module, "export_graphs") and len(module.export_graphs(None)) > 1:
+        raise ZooError(f"triton export: {spec.name} exports several graphs driven by a loop; "
+                       "use `zoo export --onnx` and run it with `zoo run`")
+    out = Path(out)
+    repository = out.parent if out.suffix else out
+    entry = repository / spec.name
+    repository.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{spec.name}-", dir=repository) as tmp:
+        staged = Path(tmp) / spec.name
+        (staged / "1").mkdir(parents=True)
+        report = export_onnx(spec, module, staged / "1" / "model.onnx", **kwargs)
+        (staged / "config.pbtxt").write_text(config_pbtxt(spec.name, report.path))
+        if entry.exists():
+            shutil.rmtree(entry)
+        staged.rename(entry)
+    report.path = entry
+    return report
