@@ -198,6 +198,8 @@ def train(name: str, **kw: Any) -> None:
         config=_parse_config(kw["config"]), max_steps=kw["max_steps"], run_dir=kw["run_dir"],
         progress=not kw["no_progress"])
     result = run_training(name, opts)
+    if not result.metrics:  # a secondary process of a torchrun launch: the main one reports
+        return
     for key, value in result.metrics.items():
         click.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     click.echo(f"run folder: {result.run_dir} (metrics.jsonl, curve.png)")

@@ -18,6 +18,7 @@ The task's numpy ``metric(outputs, targets, meta)`` scores the dev and test spli
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -92,6 +93,47 @@ def pick_device(requested: str) -> torch.device:
     if requested not in ("cpu", "cuda"):
         raise ZooError(f"unknown device {requested!r}; choose auto, cpu or cuda")
     return torch.device(requested)
+
+
+@dataclass
+class Distributed:
+    """This process's place in a ``torchrun`` launch (DDP); one process when not launched so."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(requested: str) -> tuple[Distributed, torch.device]:
+    """Under ``torchrun`` (WORLD_SIZE > 1) join the process group: NCCL with one GPU per process,
+    gloo on CPUs. Each process then takes its share of every mini-batch and DDP averages the
+    gradients, so the effective batch is the same as on one process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Distributed(), pick_device(requested)
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = requested != "cpu" and torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return Distributed(dist.get_rank(), world), torch.device(f"cuda:{local}" if cuda else "cpu")
+
+
+class _TrainStep(torch.nn.Module):
+    """``forward`` with the targets, as one module so that DDP sees the whole training step."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return forward(self.module, x, y)
 
 
 def make_optimizer(name: str, params, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -229,7 +271,7 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
 
     (x_train, y_train), (x_dev, y_dev), (x_test, y_test) = map(tensors, (splits.train, splits.dev, splits.test))
 
-    device = pick_device(opts.device)
+    ctx, device = setup_distributed(opts.device)
     torch.manual_seed(opts.seed)
     module = spec.build(config).to(device)
     if opts.freeze:
@@ -242,10 +284,16 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
     optimizer = make_optimizer(opts.optimizer, trainable, opts.lr, opts.momentum, opts.weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=opts.lr_decay)
     augment = load_object(opts.augment) if opts.augment else None
+    step_fn: torch.nn.Module = _TrainStep(module)
+    if ctx.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_fn = DistributedDataParallel(step_fn, device_ids=[device.index] if device.type == "cuda" else None)
     generator = torch.Generator().manual_seed(opts.seed)
 
     run_dir = Path(opts.run_dir) if opts.run_dir else store.runs_dir() / spec.name
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if ctx.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     state_file = run_dir / "state.json"
     primary, sign = task.primary_metric, (1 if task.higher_is_better else -1)
     history: list[dict[str, Any]] = []
@@ -270,22 +318,26 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
     started = time.perf_counter()
     n_batches = -(-len(y_train) // opts.batch_size)
     steps = min(n_batches, opts.max_steps) if opts.max_steps else n_batches
-    print(f"training {spec.name} on {dataset.name} ({splits.sizes()}) with {opts.optimizer}, device {device}",
-          file=sys.stderr)
+    log = (lambda *a: print(*a, file=sys.stderr)) if ctx.main else (lambda *a: None)  # noqa: E731
+    log(f"training {spec.name} on {dataset.name} ({splits.sizes()}) with {opts.optimizer}, device {device}"
+        + (f", {ctx.world} processes" if ctx.world > 1 else ""))
     epoch = start_epoch - 1
     for epoch in range(start_epoch, opts.epochs + 1):
         module.train()
         total, seen = 0.0, 0
-        bar = tqdm(total=steps, desc=f"epoch {epoch}/{opts.epochs}", leave=False, disable=not opts.progress,
-                   file=sys.stderr)
+        bar = tqdm(total=steps, desc=f"epoch {epoch}/{opts.epochs}", leave=False,
+                   disable=not (opts.progress and ctx.main), file=sys.stderr)
         for step, idx in enumerate(_batches(len(y_train), opts.batch_size, rng)):
             if step >= steps:
                 break
+            if len(idx) < ctx.world:
+                break  # a last batch too small to share
+            idx = idx[ctx.rank::ctx.world]
             xb, yb = x_train[idx], y_train[idx]
             if augment is not None:
                 xb, yb = augment(xb, yb, generator)
             xb, yb = xb.to(device), yb.to(device)
-            loss = loss_fn(forward(module, xb, yb), yb)
+            loss = loss_fn(step_fn(xb, yb), yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if opts.clip_grad:
@@ -303,23 +355,33 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
         history.append(record)
         scheduler.step()
         score = sign * record[f"dev_{primary}"]
-        if score > best_score:
+        improved = score > best_score
+        if improved:
             best_score, best_epoch = score, epoch
-            save_weights(module, run_dir / "best.safetensors")
-        save_weights(module, run_dir / "last.safetensors")
-        store.write_json(state_file, {
-            "model": spec.name, "config": config, "epoch": epoch, "history": history,
-            "best_score": best_score, "best_epoch": best_epoch,
-            "optimizer": _save_optimizer(optimizer, run_dir / "optimizer.safetensors"),
-            "scheduler": scheduler.state_dict(),
-        })
-        store.atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
-        _plot(history, primary, run_dir / "curve.png")
-        print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()),
-              file=sys.stderr)
+        if ctx.main:  # every process holds the same weights; one writes
+            if improved:
+                save_weights(module, run_dir / "best.safetensors")
+            save_weights(module, run_dir / "last.safetensors")
+            store.write_json(state_file, {
+                "model": spec.name, "config": config, "epoch": epoch, "history": history,
+                "best_score": best_score, "best_epoch": best_epoch,
+                "optimizer": _save_optimizer(optimizer, run_dir / "optimizer.safetensors"),
+                "scheduler": scheduler.state_dict(),
+            })
+            store.atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+            _plot(history, primary, run_dir / "curve.png")
+        log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
         if epoch - best_epoch >= opts.patience:
-            print(f"early stop: dev {primary} has not improved for {opts.patience} epochs", file=sys.stderr)
+            log(f"early stop: dev {primary} has not improved for {opts.patience} epochs")
             break
+
+    if ctx.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+        if not ctx.main:
+            return TrainResult(run_dir, {}, None)
 
     if not (run_dir / "best.safetensors").is_file():
         raise ZooError(f"no epoch finished; nothing to save (epochs={opts.epochs})")
@@ -335,7 +397,7 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
         "labels": list(labels), "preprocessing": meta["preprocessing"], "task_meta": splits.info,
         "metrics": metrics,
         "training": {k: v for k, v in asdict(opts).items() if k not in ("install", "progress", "run_dir")},
-        "device": str(device), "torch_version": torch.__version__,
+        "device": str(device), "processes": ctx.world, "torch_version": torch.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "zoo_version": zoo.__version__,
         "command": shlex.join(["zoo", *sys.argv[1:]]),
     }
