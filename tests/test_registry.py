@@ -117,3 +117,11 @@ def test_cli_shows_broken_plugin_and_still_lists(tmp_path, zoo):
     assert "plugin error" in listing.stderr
     plugins = zoo("plugins", env=env)
     assert plugins.returncode == 0 and "broken" in plugins.stdout and "nope_nope" in plugins.stdout
+
+
+def test_plugin_written_for_a_newer_api_is_refused_with_a_message(plugin_dir):
+    make_plugin(plugin_dir, "future", "future", "future_plugin", "ZOO_API_VERSION = 99\n" + tiny_model_source(
+        module="future_plugin"))
+    reg = load_registry()
+    assert any("API version 99" in e and "upgrade zoo" in e for e in reg.plugins["future"].errors)
+    assert "tinynet" not in reg.models

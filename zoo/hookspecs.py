@@ -1,7 +1,9 @@
 """The public plugin API. A plugin is a module (or object) named by an entry point in the
 ``zoo.plugins`` group that implements any of these hooks with ``@zoo.hookimpl``.
 
-Each hook returns a list of specs. API_VERSION changes when a hook's contract changes.
+Each hook returns a list of specs. API_VERSION changes when a hook's contract changes; a plugin
+module may set ``ZOO_API_VERSION = N`` to say which version it was written against, and is
+refused (with a message) by an older zoo.
 """
 
 from __future__ import annotations

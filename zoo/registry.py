@@ -18,7 +18,7 @@ from importlib.metadata import entry_points
 
 import pluggy
 
-from zoo import hookspecs
+from zoo import __version__ as zoo_version, hookspecs
 from zoo.errors import PluginError, ZooError
 from zoo.specs import DatasetSpec, ExporterSpec, ModelSpec, TaskSpec
 
@@ -163,6 +163,10 @@ def load_registry() -> Registry:
         reg.plugins[name] = info
         try:
             plugin = ep.load()
+            wanted = getattr(plugin, "ZOO_API_VERSION", hookspecs.API_VERSION)
+            if not isinstance(wanted, int) or wanted > hookspecs.API_VERSION:
+                raise PluginError(f"needs zoo plugin API version {wanted}, this zoo {zoo_version} has "
+                                  f"{hookspecs.API_VERSION}; upgrade zoo")
             pm.register(plugin, name=name)
         except Exception as exc:  # a broken plugin must not take the others down
             info.errors.append(f"failed to load: {_describe(exc)}")
