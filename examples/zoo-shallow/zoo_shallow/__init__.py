@@ -10,6 +10,8 @@ its ``digits`` dataset, so ``zoo train``, ``zoo export``, ``zoo run`` work on th
 import zoo
 from zoo import ModelSpec
 
+ZOO_API_VERSION = 1  # the plugin API this module was written against
+
 PREPROCESSING = {"mode": "L", "digit": {"canvas": 28, "box": 20}, "size": [28, 28], "mean": [0.1], "std": [0.3]}
 DIGITS = tuple(str(i) for i in range(10))
 
