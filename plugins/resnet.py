@@ -99,9 +99,14 @@ def build_resnet(config: dict[str, Any], depth: int):
             self.fc = nn.Linear(512 * block.expansion, num_classes)
             self.stages = {"stem": ("conv1", "bn1"), "layer1": ("layer1",), "layer2": ("layer2",),
                            "layer3": ("layer3",), "layer4": ("layer4",), "fc": ("fc",)}
-            for m in self.modules():  # the paper's initialisation (He et al. 2015, "Delving deep")
+            for m in self.modules():  # He et al. 2015 ("Delving deep") for the convolutions
                 if isinstance(m, nn.Conv2d):
                     nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            for m in self.modules():
+                # every residual branch starts at zero (Goyal et al. 2017), so that a fresh network
+                # is the identity through its blocks: its activations stay bounded in 152 layers
+                if isinstance(m, (BasicBlock, Bottleneck)):
+                    nn.init.zeros_(m.bn2.weight if isinstance(m, BasicBlock) else m.bn3.weight)
 
         def stage(self, block: type[nn.Module], width: int, count: int, stride: int) -> nn.Sequential:
             downsample = None

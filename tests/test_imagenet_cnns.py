@@ -5,6 +5,7 @@ image folder through the real CLI, export (fp32 and fp16) and the torch-free run
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
+from safetensors.torch import load_file
 
 from zoo.errors import ZooError
 from zoo.registry import load_registry
@@ -190,8 +192,6 @@ def torch_free(zoo_home: Path, *argv: str) -> subprocess.CompletedProcess:
             "try:\n    runpy.run_module('zoo', run_name='__main__')\n"
             "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n")
-    import os
-
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=dict(os.environ, ZOO_HOME=str(zoo_home)), timeout=300)
 
@@ -223,8 +223,6 @@ def test_import_finetune_export_run(zoo, zoo_home, tmp_path):
 
     r = zoo("weights", "import", "resnet18", checkpoint)
     assert r.returncode == 0, r.stderr
-    from safetensors.torch import load_file
-
     imported = load_file(str(zoo_home / "weights" / "resnet18" / "model.safetensors"))
     assert all(torch.equal(imported[k], v) for k, v in source.state_dict().items())
 
