@@ -122,24 +122,25 @@ def compose(photo: np.ndarray, digits: np.ndarray, classes: np.ndarray, rng: np.
     canvas = np.asarray(Image.fromarray(photo[y0: y0 + ch, x0: x0 + cw]).resize((width, height), Image.Resampling.BILINEAR),
                         np.float32)
     boxes: list[list[float]] = []
+    patches: list[list[int]] = []  # the squares digits were pasted in: digits never overlap
     for digit, cls in zip(digits, classes):
         for _ in range(20):
             s = int(rng.integers(digit_px[0], digit_px[1] + 1))
             if s > min(width, height):
                 continue
             left, top = int(rng.integers(0, width - s + 1)), int(rng.integers(0, height - s + 1))
+            if patches and iou([left, top, left + s, top + s], patches).max() > 0:
+                continue
             alpha = np.asarray(Image.fromarray(digit).resize((s, s), Image.Resampling.BILINEAR), np.float32) / 255.0
             ys, xs = np.nonzero(alpha > 0.25)
             if len(ys) == 0:
                 break
-            box = np.array([left + xs.min(), top + ys.min(), left + xs.max() + 1, top + ys.max() + 1], np.float64)
-            if boxes and iou(box, np.asarray(boxes)[:, 1:]).max() > 0.1:
-                continue
             region = canvas[top: top + s, left: left + s]
-            light = region.mean() < 128
-            ink = rng.uniform(170, 255, 3) if light else rng.uniform(0, 85, 3)
+            # ink that stands out from what lies under it: light on dark, dark on light
+            ink = rng.uniform(210, 255, 3) if region.mean() < 128 else rng.uniform(0, 45, 3)
             region[:] = region * (1 - alpha[..., None]) + ink * alpha[..., None]
-            boxes.append([float(cls), *box])
+            patches.append([left, top, left + s, top + s])
+            boxes.append([float(cls), left + xs.min(), top + ys.min(), left + xs.max() + 1, top + ys.max() + 1])
             break
     return np.clip(canvas, 0, 255).astype(np.uint8), np.asarray(boxes, np.float32).reshape(-1, 5)
 
@@ -164,7 +165,7 @@ def _digits_on_photos(seed: int, counts: tuple[int, int, int]) -> Splits:
             width, height = (int(v) for v in rng.choice([96, 112, 128, 144, 160], 2))
             pick = rng.choice(pool, int(rng.integers(1, 6)))
             image, boxes = compose(photos[rng.integers(len(photos))], digits[pick], y[pick], rng, (width, height),
-                                   (14, 44))
+                                   (16, 48))
             images.append(image)
             targets.append(boxes)
         parts.append(Split(images, _object_array(targets)))

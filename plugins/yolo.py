@@ -224,8 +224,8 @@ def build_yolov3_tiny(config: dict):
 
 
 # -- augmentation ------------------------------------------------------------------------------
-def augment(x, y, generator=None, *, flip: bool = False, scale: tuple[float, float] = (0.7, 1.3),
-            shift: float = 0.2, colour: float = 0.2):
+def augment(x, y, generator=None, *, flip: bool = False, scale: tuple[float, float] = (0.75, 1.25),
+            shift: float = 0.15, colour: float = 0.15):
     """Random scale and translation (the scale/crop of YOLOv2's jitter: zooming in crops, zooming
     out pads with grey), colour jitter and, with ``flip``, horizontal mirroring, with the boxes
     in ``y`` (N, M, 5 padded) moved alike; a box pushed mostly out of the picture is dropped.
@@ -291,8 +291,8 @@ def zoo_models() -> list[ModelSpec]:
             preprocessing=PREPROCESSING,
             labels=tuple(str(i) for i in range(10)),
             family_default=True,
-            train_defaults={"epochs": 12, "batch_size": 32, "optimizer": "adam", "lr": 2e-3, "lr_decay": 0.85,
-                            "patience": 8, "augment": "zoo.plugins.yolo:augment", "clip_grad": 10.0,
+            train_defaults={"epochs": 12, "batch_size": 32, "optimizer": "adam", "lr": 2e-3, "lr_decay": 0.88,
+                            "patience": 12, "augment": "zoo.plugins.yolo:augment", "clip_grad": 10.0,
                             "bench_batches": (1,)},
             importers={".weights": "zoo.plugins.darknet:read_darknet"},
         ),

@@ -314,6 +314,16 @@ def test_darknet_file_of_the_wrong_size_is_refused_with_byte_counts(tmp_path, zo
     assert result.returncode != 0 and "larger than the architecture" in result.stderr
 
 
+def test_safetensors_of_another_architecture_are_refused(tmp_path, zoo_home, zoo):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "nano.safetensors"
+    save_file(registry().model("yolo-nano").build().state_dict(), str(path))
+    result = zoo("weights", "import", "yolov3-tiny", path)
+    assert result.returncode != 0 and "do not fit this architecture" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 # -- end to end ----------------------------------------------------------------------------------
 E2E_CONFIG = ("--config", "input_size=64", "--config", "width=0.25")
 
@@ -346,6 +356,15 @@ def test_train_export_run_end_to_end(tmp_path, zoo_home, zoo):
         x1, y1, x2, y2 = det["box"]
         assert 0 <= x1 < x2 <= 640 and 0 <= y1 < y2 <= 427 and 0 <= det["score"] <= 1
     assert Image.open(tmp_path / "out.jpg").size == (640, 427)
+
+    rotated = tmp_path / "rotated.jpg"  # stored 90 x 50, EXIF says: turn it upright to 50 x 90
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.zeros((50, 90, 3), np.uint8)).save(rotated, exif=exif)
+    result = zoo("run", "yolo", rotated, "--conf", "0.0", "--json")
+    found = json.loads(result.stdout)["results"][0]
+    assert (found["width"], found["height"]) == (50, 90)
+    assert all(d["box"][2] <= 50 and d["box"][3] <= 90 for d in found["detections"])
 
     result = zoo("run", "yolo", folder, photo, "--conf", "0.0", "--batch-size", "2", "--save-dir", tmp_path / "drawn")
     assert result.returncode == 0, result.stderr
