@@ -315,7 +315,7 @@ class Translation(Task):
         texts = gather_inputs(inputs, options)
         if not texts:
             raise ZooError("nothing to translate: give text, several texts, or --file FILE (one per line)")
-        beam = int(options.get("beam") or 1)
+        beam = int(options.get("beam", 1))
         if beam < 1:
             raise ZooError(f"--beam {beam}: give 1 (greedy) or more")
         translated = self.translate(artifact, texts, beam, float(options.get("length_norm", 0.7)),

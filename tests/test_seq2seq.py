@@ -1,0 +1,243 @@
+"""seq2seq with attention: data held out as promised, masking, the two graphs against PyTorch
+over whole decodes, greedy and beam search, the CLI end to end and bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from zoo.runtime.tasks.text import Decoder, Translation, beam_search, edit_distance, greedy
+from zoo.testing import check_model, check_plugin_specs
+
+TINY = {"embed": 8, "enc_hidden": 8, "dec_hidden": 12, "attention": 8}
+TINY_ARGS = [a for k, v in TINY.items() for a in ("--config", f"{k}={v}")]
+
+
+def test_specs():
+    check_plugin_specs("seq2seq")
+
+
+@pytest.mark.parametrize("name, cell", [("seq2seq-dates", "gru"), ("seq2seq-g2p", "lstm")])
+def test_check_model(tmp_path, name, cell):
+    result = check_model(name, tmp_path, config={**TINY, "cell": cell})
+    assert sorted({p.graph for p in result["report"].parity}) == ["decoder_step", "encoder"]
+
+
+def test_dates_hold_out_whole_days():
+    from zoo.plugins.text_data import load_dates
+
+    splits = load_dates()
+    days = {part: {t[5:] for t in getattr(splits, part).targets} for part in ("train", "dev", "test")}
+    assert not days["test"] & days["train"] and not days["dev"] & days["train"] and not days["test"] & days["dev"]
+    assert len(splits.test) == 3000 and len(splits.train) > 50_000
+    sources = list(splits.train.inputs) + list(splits.test.inputs)
+    targets = list(splits.train.targets) + list(splits.test.targets)
+    seen: dict[str, str] = {}
+    for s, t in zip(sources, targets):
+        assert seen.setdefault(s, t) == t, f"{s!r} maps to {seen[s]} and {t}"
+    assert all(len(t) == 10 and t[4] == "-" for t in targets[:100])
+
+
+def test_parallel_tsv(tmp_path):
+    from zoo.errors import ZooError
+    from zoo.plugins.text_data import load_parallel_tsv
+
+    good = tmp_path / "pairs.tsv"
+    good.write_text("".join(f"{w}\t{w[::-1]}\n" for w in ("abc", "hello", "world", "zoo", "tab") * 8), encoding="utf-8")
+    splits = load_parallel_tsv(str(good))
+    assert sum(splits.sizes().values()) == 40 and splits.info["target_unit"] == "char"
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("no tab here\n", encoding="utf-8")
+    with pytest.raises(ZooError, match="expected 'source<TAB>target'"):
+        load_parallel_tsv(str(bad))
+    latin = tmp_path / "latin1.tsv"
+    latin.write_bytes(b"caf\xe9\tcoffee\n")
+    with pytest.raises(ZooError, match="not UTF-8"):
+        load_parallel_tsv(str(latin))
+
+
+def test_padding_changes_nothing():
+    """The same source padded to two widths gives the same annotations and initial state: the
+    masked steps carry the state unchanged in both directions."""
+    import torch
+
+    from zoo.registry import load_registry
+
+    torch.manual_seed(0)
+    model = load_registry().model("seq2seq-dates").build({**TINY, "cell": "lstm"}).eval()
+    src = torch.tensor([[5, 6, 7, 8]])
+    padded = torch.tensor([[5, 6, 7, 8, 0, 0, 0]])
+    with torch.no_grad():
+        a1, _, _, s1 = model.encode(src)
+        a2, _, m2, s2 = model.encode(padded)
+    torch.testing.assert_close(a1, a2[:, :4])
+    torch.testing.assert_close(s1, s2)
+    assert m2.tolist() == [[1, 1, 1, 1, 0, 0, 0]]
+
+
+def _torch_decoder(model):
+    import torch
+
+    def enc(src):
+        with torch.no_grad():
+            return [t.numpy() for t in model.encode(torch.from_numpy(src))]
+
+    def step(tok, state, ann, keys, mask):
+        with torch.no_grad():
+            out = model.step(*(torch.from_numpy(np.asarray(a)) for a in (tok, state, ann, keys, mask)))
+        return [t.numpy() for t in out]
+
+    return Decoder(enc, step)
+
+
+def test_exported_graphs_decode_like_pytorch(tmp_path):
+    """Greedy decoding through onnxruntime and through PyTorch, with the same numpy loop,
+    agrees token for token and in attention over every step."""
+    import torch
+
+    from zoo.exporters.onnx import export
+    from zoo.registry import load_registry
+    from zoo.runtime.artifact import open_artifact
+
+    spec = load_registry().model("seq2seq-dates")
+    torch.manual_seed(3)
+    model = spec.build({**TINY, "cell": "gru"}).eval()
+    report = export(spec, model, tmp_path / "s2s.onnx", meta={"task": spec.task, "model": spec.name})
+    artifact = open_artifact(report.path, "cpu")
+    src = model.example_sources(6, 9).numpy()
+    ort_out = greedy(Decoder.from_artifact(artifact), src, 11)
+    torch_out = greedy(_torch_decoder(model), src, 11)
+    for (ids_o, att_o), (ids_t, att_t) in zip(ort_out, torch_out):
+        assert ids_o == ids_t
+        np.testing.assert_allclose(att_o, att_t, atol=1e-5)
+    beam_o = beam_search(Decoder.from_artifact(artifact), src[:1], 11, 3, 0.7)
+    beam_t = beam_search(_torch_decoder(model), src[:1], 11, 3, 0.7)
+    assert beam_o[0] == beam_t[0]
+
+
+def _table_decoder() -> Decoder:
+    """Next-token probabilities that depend only on the previous token, chosen so that greedy
+    search's first choice (A) leads to a worse sequence than B </s>:
+    P(A C </s>) = .55 * .6 * .6 = .198, P(A </s>) = .22, P(B </s>) = .45 * .9 = .405."""
+    pad, sos, eos, a, b, c = range(6)
+    rows = {sos: {a: .55, b: .45}, a: {eos: .4, c: .6}, b: {eos: .9, c: .1}, c: {eos: .6, a: .4}}
+
+    def enc(src):
+        n = len(src)
+        return (np.zeros((n, 1, 1), np.float32), np.zeros((n, 1, 1), np.float32), np.ones((n, 1), np.float32),
+                np.zeros((n, 1), np.float32))
+
+    def step(tok, state, ann, keys, mask):
+        probs = np.full((len(tok), 6), 1e-9)
+        for i, t in enumerate(tok):
+            for nxt, p in rows[int(t)].items():
+                probs[i, nxt] = p
+        return np.log(probs), state, np.ones((len(tok), 1), np.float32)
+
+    return Decoder(enc, step)
+
+
+def test_greedy_and_beam_search_on_a_known_table():
+    src = np.ones((1, 1), np.int64)
+    ids, attention = greedy(_table_decoder(), src, 5)[0]
+    assert ids == [3, 5] and attention.shape == (3, 1)  # A C, then </s>
+    assert beam_search(_table_decoder(), src, 5, 1, 0.7)[0] == [3, 5]  # beam 1 is greedy
+    best, history = beam_search(_table_decoder(), src, 5, 2, 0.7)
+    assert best == [4] and history.shape == (2, 1)  # B </s>
+
+
+def test_edit_distance_and_evaluation_metrics():
+    assert edit_distance("kitten", "sitting") == 3
+    assert edit_distance(["HH", "AH", "L", "OW"], ["HH", "EH", "L", "OW"]) == 1
+    assert edit_distance([], ["A"]) == 1
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny seq2seq-dates trained for two steps through the real CLI, exported."""
+    from conftest import run_zoo
+
+    home = tmp_path_factory.mktemp("zoo-home")
+    env = {"ZOO_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    r = run_zoo("train", "seq2seq-dates", "--epochs", "1", "--max-steps", "2", *TINY_ARGS, "--no-progress", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "test_token_accuracy" in r.stdout
+    r = run_zoo("export", "seq2seq-dates", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "parity decoder_step batch 4" in r.stdout and "FAILED" not in r.stdout
+    return env, home
+
+
+def test_translation_through_cli(trained, tmp_path):
+    from conftest import run_zoo
+
+    env, _ = trained
+    one = run_zoo("run", "seq2seq-dates", "10 juin 1994", env=env)
+    assert one.returncode == 0, one.stderr
+    assert len(one.stdout.splitlines()) == 1
+    lines = tmp_path / "lines.txt"
+    lines.write_text("10 juin 1994\nFriday, June 10th 1994\n\n10.06.94\n", encoding="utf-8")
+    many = run_zoo("run", "seq2seq-dates", "3 mars 2001", "--file", str(lines), "--beam", "3", "--json",
+                   "--attention", str(tmp_path / "att.png"), env=env)
+    assert many.returncode == 0, many.stderr
+    results = json.loads(many.stdout)["results"]
+    assert [r["input"] for r in results] == ["3 mars 2001", "10 juin 1994", "Friday, June 10th 1994", "10.06.94"]
+    from PIL import Image
+
+    for i in range(1, 5):
+        with Image.open(tmp_path / f"att-{i}.png") as image:
+            assert image.width > 18 * len(results[i - 1]["input"])
+
+
+def test_run_does_not_import_torch(trained):
+    env, _ = trained
+    code = ("import sys, runpy; sys.argv = ['zoo', 'run', 'seq2seq-dates', '10 juin 1994', '--beam', '2']\n"
+            "try:\n    runpy.run_module('zoo', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env})
+    assert r.stdout.strip().endswith("NO-TORCH"), r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    ([""], "empty text"),
+    (["x" * 60], "reads at most"),
+    (["10 juin 1994 \u2603"], "not in the model's vocabulary"),
+    ([], "nothing to translate"),
+    (["10 juin 1994", "--beam", "0"], "--beam 0"),
+])
+def test_bad_input_is_one_line(trained, args, message):
+    from conftest import run_zoo
+
+    env, _ = trained
+    r = run_zoo("run", "seq2seq-dates", *args, env=env)
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("zoo: error:") and message in lines[0], r.stderr
+
+
+def test_non_utf8_file_is_one_line(trained, tmp_path):
+    from conftest import run_zoo
+
+    env, _ = trained
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"10 f\xe9vrier 1994\n")
+    r = run_zoo("run", "seq2seq-dates", "--file", str(bad), env=env)
+    assert r.returncode != 0 and r.stderr.strip().count("\n") == 0 and "not UTF-8" in r.stderr, r.stderr
+
+
+def test_evaluate_reports_exact_match_bleu_and_error_rate(trained):
+    from zoo.runtime.artifact import open_artifact
+
+    _, home = trained
+    artifact = open_artifact(home / "exports" / "seq2seq-dates", "cpu")
+    task = Translation()
+    sources = ["10 juin 1994", "3 mars 2001"]
+    hyps = [out for out, _, _ in task.translate(artifact, sources, 1, 0.7)]
+    metrics = task.evaluate(artifact, sources, hyps, beam=1)
+    assert metrics["exact_match"] == 1.0 and metrics["token_error_rate"] == 0.0
+    assert metrics["bleu"] == pytest.approx(100.0) or not all(hyps)
+    wrong = task.evaluate(artifact, sources, ["x" + h for h in hyps], beam=2)
+    assert wrong["exact_match"] == 0.0 and wrong["token_error_rate"] > 0
