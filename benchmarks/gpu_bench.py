@@ -2,6 +2,7 @@
 
     python benchmarks/gpu_bench.py RESULT.json            # on a CUDA machine (about 2-3 minutes)
     python benchmarks/gpu_bench.py RESULT.json --dry-run  # every code path on the CPU, tiny sizes
+    python benchmarks/gpu_bench.py RESULT.json --model resnet18   # another zoo ResNet
 
 Needs torch (CUDA build), onnx, onnxscript, onnxruntime-gpu, numpy and pluggy; torchvision is not
 used. zoo's own ``resnet50`` is built from this source tree (installed or not) and exported twice
@@ -82,6 +83,8 @@ def main() -> None:
     parser.add_argument("out", type=Path, help="where to write the JSON result")
     parser.add_argument("--dry-run", action="store_true", help="CPU provider, tiny sizes: exercise the code only")
     parser.add_argument("--batch", type=int, action="append", help="batch sizes (default 1, 32, 256)")
+    parser.add_argument("--model", default="resnet50", choices=[f"resnet{d}" for d in (18, 34, 50, 101, 152)],
+                        help="which zoo ResNet (default resnet50)")
     args = parser.parse_args()
 
     import numpy as np
@@ -106,7 +109,7 @@ def main() -> None:
     device = torch.device("cpu" if dry else "cuda")
     size = 64 if dry else 224
     batches = args.batch or ([1, 2] if dry else [1, 32, 256])
-    spec = next(s for s in resnet.zoo_models() if s.name == "resnet50")
+    spec = next(s for s in resnet.zoo_models() if s.name == args.model)
     config = spec.config({"image_size": size})
     meta = {"task": spec.task, "model": spec.name, "family": spec.family, "labels": list(spec.labels),
             "preprocessing": spec.preprocessing_for(config), "config": config, "weights_sha256": "random"}
@@ -114,7 +117,7 @@ def main() -> None:
     torch.manual_seed(0)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        fp32_path = Path(tmp) / "resnet50.onnx"
+        fp32_path = Path(tmp) / f"{spec.name}.onnx"
         started = time.perf_counter()
         network = spec.build(config)
         weights = {k: v.clone() for k, v in network.state_dict().items()}
@@ -177,7 +180,7 @@ def main() -> None:
         print(f"batch {batch:4d}: fp32 x{ratio['fp32']:.2f}  fp16 x{ratio['fp16']:.2f}  "
               f"best torch vs best ort x{ratio['best_vs_best']:.2f}")
     result = {
-        "model": "resnet50 (zoo, random weights)", "input": [3, size, size], "dry_run": dry,
+        "model": f"{spec.name} (zoo, random weights)", "input": [3, size, size], "dry_run": dry,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({platform.processor() or '?'})",
         "torch": torch.__version__, "onnxruntime": ort.__version__, "python": platform.python_version(),
         "fp16_top1_agreement": [half.agree, half.total], "results": rows, "ratios": ratios,

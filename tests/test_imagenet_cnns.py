@@ -287,7 +287,8 @@ def test_gpu_bench_dry_run(tmp_path):
     """The GPU benchmark's code paths, on the CPU provider with tiny iteration counts."""
     out = tmp_path / "gpu.json"
     root = Path(__file__).resolve().parent.parent
-    r = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu_bench.py"), str(out), "--dry-run"],
+    r = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu_bench.py"), str(out), "--dry-run",
+                        "--model", "resnet18"],
                        capture_output=True, text=True, cwd=root, timeout=600)
     assert r.returncode == 0, r.stderr
     result = json.loads(out.read_text())
