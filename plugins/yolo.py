@@ -150,7 +150,8 @@ def _module_class():
             Each true box is given to the one prediction whose cell holds its centre and whose
             anchor has the best shape IoU with it (YOLOv2). That prediction learns the box
             (squared error on sigmoid(t_x, t_y) and on t_w, t_h in log space, weighted by
-            lambda_coord), p_c = 1 and its class (binary cross-entropy per class, YOLOv3). Every
+            lambda_coord), p_c = 1 and its class (cross-entropy over a softmax, YOLOv2, or binary
+            cross-entropy per class, YOLOv3, as ``class_activation`` says). Every
             other prediction learns p_c = 0, weighted by lambda_noobj, unless its box already
             overlaps a true box by IGNORE_IOU (YOLOv3's ignore rule)."""
             n, rows, _ = outputs.shape
@@ -181,8 +182,11 @@ def _module_class():
             xy_err = (torch.sigmoid(pred[:, 0:2]) - (g - cell)).pow(2).sum(-1)
             wh_err = (pred[:, 2:4] - torch.log(wh / anchors[row])).pow(2).sum(-1)
             coord = (box_weight * (xy_err + wh_err)).sum()
-            cls = F.binary_cross_entropy_with_logits(pred[:, 5:], F.one_hot(truth[:, 0].long(), classes).to(pred),
-                                                     reduction="sum")
+            if self.config.get("class_activation") == "softmax":
+                cls = F.cross_entropy(pred[:, 5:], truth[:, 0].long(), reduction="sum")
+            else:
+                cls = F.binary_cross_entropy_with_logits(pred[:, 5:], F.one_hot(truth[:, 0].long(), classes).to(pred),
+                                                         reduction="sum")
 
             with torch.no_grad():
                 xy = (torch.sigmoid(outputs[..., 0:2]) + cells) * strides[:, None]
@@ -285,13 +289,14 @@ def zoo_models() -> list[ModelSpec]:
             builder="zoo.plugins.yolo:build_yolov3_tiny",
             params=1_232_170,
             default_config={"input_size": 128, "num_classes": 10, "width": 0.375, "strides": [32, 16],
-                            "anchors": [[a / 416 for a in wh] for wh in COCO_ANCHORS]},
+                            "class_activation": "softmax",
+                            "anchors": [[round(a / 416, 5) for a in wh] for wh in COCO_ANCHORS]},
             dataset="digits-on-photos",
             input_shape=(3, 128, 128),
             preprocessing=PREPROCESSING,
             labels=tuple(str(i) for i in range(10)),
             family_default=True,
-            train_defaults={"epochs": 12, "batch_size": 32, "optimizer": "adam", "lr": 2e-3, "lr_decay": 0.88,
+            train_defaults={"epochs": 12, "batch_size": 16, "optimizer": "adam", "lr": 2e-3, "lr_decay": 0.88,
                             "patience": 12, "augment": "zoo.plugins.yolo:augment", "clip_grad": 10.0,
                             "bench_batches": (1,)},
             importers={".weights": "zoo.plugins.darknet:read_darknet"},
@@ -306,7 +311,8 @@ def zoo_models() -> list[ModelSpec]:
             builder="zoo.plugins.yolo:build_yolov3_tiny",
             params=8_852_366,
             default_config={"input_size": 416, "num_classes": 80, "width": 1.0, "strides": [32, 16],
-                            "anchors": [[a / 416 for a in wh] for wh in COCO_ANCHORS]},
+                            "class_activation": "sigmoid",
+                            "anchors": [[round(a / 416, 5) for a in wh] for wh in COCO_ANCHORS]},
             dataset="coco-json",
             input_shape=(3, 416, 416),
             preprocessing=PREPROCESSING,

@@ -19,7 +19,7 @@ from zoo.testing import check_model, check_plugin_specs
 # a 64 x 64 model: head 0 at stride 32 (2 x 2 cells) holds the three large anchors, head 1 at
 # stride 16 (4 x 4 cells) the three small ones; rows 0-11 are head 0, rows 12-59 head 1
 TINY = {"input_size": 64, "num_classes": 3, "width": 0.25, "strides": [32, 16],
-        "anchors": [[0.1, 0.1], [0.2, 0.2], [0.3, 0.3], [0.5, 0.5], [0.7, 0.7], [0.9, 0.9]]}
+        "class_activation": "sigmoid", "anchors": [[0.1, 0.1], [0.2, 0.2], [0.3, 0.3], [0.5, 0.5], [0.7, 0.7], [0.9, 0.9]]}
 BIG = 30.0  # a logit that is certainly yes (and -BIG certainly no)
 
 
@@ -109,6 +109,18 @@ def test_loss_charges_objectness_and_class_of_the_responsible_prediction():
     out[0, 31, 5 + 2] = 0.0
     out[0, 31, 5 + 0] = 0.0
     assert model.loss(out, one_box_target()).item() == pytest.approx(2 * math.log(2), rel=1e-4)
+
+
+def test_softmax_class_loss_is_cross_entropy_and_decodes_as_probabilities():
+    config = dict(TINY, class_activation="softmax")
+    model = registry().model("yolo-nano").build(config)
+    out = responsible(perfect_outputs())
+    assert model.loss(out, one_box_target()).item() < 1e-6
+    out[0, 31, 5:] = 0.0  # three equal logits: -log(1/3)
+    assert model.loss(out, one_box_target()).item() == pytest.approx(math.log(3), rel=1e-4)
+    out[0, 31, 5 + 2] = math.log(2)  # probabilities 1/4, 1/4, 1/2
+    found = decode(out.numpy(), config, conf=0.1, iou_threshold=0.5)[0]
+    assert found["classes"].tolist() == [2] and found["scores"][0] == pytest.approx(0.5, rel=1e-6)
 
 
 def test_loss_is_averaged_over_the_batch_and_differentiable():

@@ -8,7 +8,8 @@ and answers ``zoo run``.
 The network's output is one array ``(N, P, 5 + C)``: the prediction heads one after another (in
 ``config["strides"]`` order), each laid out as row, column, anchor. The layout is fixed by the
 model config carried in every artifact: ``input_size``, ``strides`` and ``anchors`` (width and
-height as fractions of the input side)."""
+height as fractions of the input side) and ``class_activation`` (``softmax``: one class per
+box, as YOLOv2; ``sigmoid``: independent classes, as YOLOv3)."""
 
 from __future__ import annotations
 
@@ -74,7 +75,11 @@ def decode(outputs: np.ndarray, config: dict[str, Any], conf: float, iou_thresho
     centre = (sigmoid(outputs[..., 0:2]) + cells) * strides[:, None]
     size = anchors * np.exp(np.clip(outputs[..., 2:4], -10, 10))
     boxes = np.concatenate([centre - size / 2, centre + size / 2], -1)
-    class_prob = sigmoid(outputs[..., 5:])
+    if config.get("class_activation", "sigmoid") == "softmax":  # one class per box (YOLOv2)
+        logits = outputs[..., 5:] - outputs[..., 5:].max(-1, keepdims=True)
+        class_prob = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    else:  # independent classes (YOLOv3)
+        class_prob = sigmoid(outputs[..., 5:])
     classes = class_prob.argmax(-1)
     scores = sigmoid(outputs[..., 4]) * np.take_along_axis(class_prob, classes[..., None], -1)[..., 0]
     results = []
