@@ -263,6 +263,11 @@ def test_run_without_weights_is_refused(zoo, zoo_home):
     assert "no weights for resnet50" in r.stderr and "zoo weights import resnet50 FILE" in r.stderr
 
 
+def test_fp16_is_refused_for_other_formats(zoo, zoo_home):
+    r = zoo("export", "resnet18", "--random-weights", "--fp16", "--format", "torchscript")
+    assert r.returncode != 0 and "zoo: error: --fp16 is offered for ONNX exports" in r.stderr
+
+
 def test_list_and_info_do_not_import_torch(zoo_home):
     r = torch_free(zoo_home, "list", "resnet")
     assert r.returncode == 0, r.stderr
