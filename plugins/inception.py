@@ -20,6 +20,11 @@ norm (eps 0.001) and ReLU, and the "5x5" branch uses a 3x3 kernel, as in torchvi
 ``googlenet`` whose names and weights this module matches. The auxiliary classifiers (average
 pool 4x4, 1x1 conv 128, FC 1024, dropout 0.7, FC) are a training option (``aux_logits``), their
 losses weighted 0.3 as in the paper; inference and export use the main head only.
+
+torchvision's published GoogLeNet weights were trained on inputs scaled to [-1, 1] and carry the
+auxiliary heads; ``transform_input`` (on by default) maps ImageNet-normalised inputs to that
+scale, as torchvision does when it loads them, and an imported file's auxiliary heads are dropped
+when the config has none, so those files load and predict as they do in torchvision.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from zoo.plugins import imagenet
 from zoo.specs import ModelSpec
 
 AUX_WEIGHT = 0.3
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def build_googlenet(config: dict[str, Any]):
@@ -73,8 +79,10 @@ def build_googlenet(config: dict[str, Any]):
             return self.fc2(self.dropout(x))
 
     class GoogLeNet(imagenet.FreezableStages, nn.Module):
-        def __init__(self, num_classes: int, aux_logits: bool, dropout: float, aux_dropout: float):
+        def __init__(self, num_classes: int, aux_logits: bool, transform_input: bool, dropout: float,
+                     aux_dropout: float):
             super().__init__()
+            self.transform_input = transform_input
             self.conv1 = BasicConv2d(3, 64, 7, stride=2, padding=3)
             self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
             self.conv2 = BasicConv2d(64, 64, 1)
@@ -103,6 +111,9 @@ def build_googlenet(config: dict[str, Any]):
 
         def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             """The logits; while training with auxiliary classifiers, (logits, aux1, aux2)."""
+            if self.transform_input:  # (pixel - mean) / std  ->  (pixel - 0.5) / 0.5, per channel
+                x = torch.cat([x[:, c: c + 1] * (std / 0.5) + (mean - 0.5) / 0.5
+                               for c, (mean, std) in enumerate(zip(IMAGENET_MEAN, IMAGENET_STD))], 1)
             x = self.maxpool1(self.conv1(x))
             x = self.maxpool2(self.conv3(self.conv2(x)))
             x = self.maxpool3(self.inception3b(self.inception3a(x)))
@@ -115,6 +126,11 @@ def build_googlenet(config: dict[str, Any]):
             logits = self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
             return (logits, aux1, aux2) if aux1 is not None else logits
 
+        def imported_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            if self.aux1 is not None:
+                return state
+            return {k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2."))}
+
         def loss(self, outputs, targets: torch.Tensor) -> torch.Tensor:
             if isinstance(outputs, tuple):
                 logits, aux1, aux2 = outputs
@@ -122,8 +138,8 @@ def build_googlenet(config: dict[str, Any]):
                     F.cross_entropy(aux1, targets) + F.cross_entropy(aux2, targets))
             return F.cross_entropy(outputs, targets)
 
-    module = GoogLeNet(int(config["num_classes"]), bool(config["aux_logits"]), float(config["dropout"]),
-                       float(config["aux_dropout"]))
+    module = GoogLeNet(int(config["num_classes"]), bool(config["aux_logits"]), bool(config["transform_input"]),
+                       float(config["dropout"]), float(config["aux_dropout"]))
     module.input_shape = imagenet.input_shape(config)
     return module
 
@@ -141,7 +157,7 @@ def zoo_models() -> list[ModelSpec]:
             builder="zoo.plugins.inception:build_googlenet",
             params=6_624_904,
             default_config={"num_classes": 1000, "image_size": imagenet.IMAGE_SIZE, "aux_logits": False,
-                            "dropout": 0.2, "aux_dropout": 0.7},
+                            "transform_input": True, "dropout": 0.2, "aux_dropout": 0.7},
             input_shape=(3, imagenet.IMAGE_SIZE, imagenet.IMAGE_SIZE),
             preprocessing=imagenet.PREPROCESSING,
             labels=imagenet.labels(),

@@ -23,6 +23,8 @@ from zoo.testing import check_model, check_plugin_specs, count_parameters
 FIXTURE = Path(__file__).parent / "data" / "torchvision-0.26-reference.json"
 REFERENCE = json.loads(FIXTURE.read_text())["models"]
 BIG = {"vgg11", "vgg13", "vgg16", "vgg19", "vgg16_bn"}  # a few seconds each in float64
+#: the fixture's googlenet was built with transform_input=False (see tests/data/README.md)
+FIXTURE_CONFIG = {"googlenet": {"transform_input": False}}
 TINY = {"image_size": 64, "num_classes": 3}
 
 
@@ -60,7 +62,7 @@ def test_torchvision_equivalence(name):
     for the formula weights and input (float64)."""
     ref = REFERENCE[name]
     spec = load_registry().model(name)
-    module = spec.build().eval()
+    module = spec.build(FIXTURE_CONFIG.get(name)).eval()
     state = module.state_dict()
     assert [[k, list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in state.items()] == ref["state_dict"]
     assert count_parameters(module) == ref["num_params"] == spec.params
@@ -120,6 +122,28 @@ def test_googlenet_auxiliary_classifiers_are_a_training_option():
     module.eval()
     with torch.no_grad():
         assert module(x).shape == (2, 7)
+
+
+def test_googlenet_takes_torchvision_published_weights(zoo, zoo_home, tmp_path):
+    """torchvision's googlenet file carries the auxiliary heads, and its weights expect inputs in
+    [-1, 1]: the import drops the heads and ``transform_input`` rescales ImageNet-normalised input."""
+    spec = load_registry().model("googlenet")
+    published = spec.build({"aux_logits": True, "transform_input": False}).eval()
+    path = tmp_path / "googlenet-torchvision.pth"
+    torch.save(published.state_dict(), path)
+    r = zoo("weights", "import", "googlenet", path)
+    assert r.returncode == 0, r.stderr
+    imported = load_file(str(zoo_home / "weights" / "googlenet" / "model.safetensors"))
+    assert not any(k.startswith("aux") for k in imported) and len(imported) == len(REFERENCE["googlenet"]["state_dict"])
+
+    model = spec.build().eval()
+    model.load_state_dict(imported)
+    x = torch.randn(2, 3, 64, 64)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    pixels = x * std + mean
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), published(pixels * 2 - 1), rtol=1e-5, atol=1e-5)
 
 
 def test_freeze_stages_and_batch_norm():

@@ -155,11 +155,14 @@ def import_weights(name: str, file: str, config: dict | None = None) -> store.We
         raise ZooError(f"{path}: no such file")
     module = spec.build(config)
     state = _state_from_file(spec, module, path)
+    if hasattr(module, "imported_state"):  # a module may drop what its published files carry beyond it
+        state = module.imported_state(state)
     check_state(module, state, path)
     module.load_state_dict({k: v for k, v in state.items()}, strict=True)
     manifest = {
         "model": spec.name, "family": spec.family, "task": spec.task, "config": spec.config(config),
-        "dataset": spec.dataset, "labels": list(spec.labels), "preprocessing": spec.preprocessing_for(spec.config(config)),
+        "dataset": spec.dataset, "labels": list(spec.labels),
+        "preprocessing": spec.preprocessing_for(spec.config(config)),
         "metrics": {}, "imported_from": str(path.resolve()), "source_sha256": store.sha256_file(path),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "zoo_version": zoo.__version__,
         "command": shlex.join(["zoo", *sys.argv[1:]]),
