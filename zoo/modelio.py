@@ -43,8 +43,12 @@ def dev_samples(spec: ModelSpec, manifest: dict[str, Any], data: str | None, lim
         return None, f"random inputs ({exc})"
     task = reg.task(spec.task).load()
     raw = splits.dev.inputs[:limit]
-    meta = {**manifest, **manifest.get("task_meta", {})}
-    return task.encode_inputs(raw, meta), f"{len(raw)} real samples from the {name} dev split"
+    # the loader's info (a vocabulary) stands in for task_meta when the weights are random
+    meta = {**manifest, **splits.info, **manifest.get("task_meta", {})}
+    try:
+        return task.encode_inputs(raw, meta), f"{len(raw)} real samples from the {name} dev split"
+    except ZooError as exc:
+        return None, f"random inputs ({exc})"
 
 
 def default_artifact_path(name: str, suffix: str = ".onnx") -> Path:
