@@ -87,6 +87,11 @@ def main() -> None:
                         help="which zoo ResNet (default resnet50)")
     args = parser.parse_args()
 
+    missing = [name for name in ("numpy", "torch", "onnx", "onnxscript", "onnxruntime", "pluggy")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        sys.exit(f"gpu_bench: missing Python packages: {', '.join(missing)} (pip install them; for onnxruntime "
+                 "install onnxruntime-gpu alone)")
     import numpy as np
     import torch  # before onnxruntime: its CUDA/cuDNN libraries are then found by the CUDA provider
 
