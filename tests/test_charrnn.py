@@ -206,3 +206,16 @@ def test_bench_random_weights(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "step batch    1" in r.stdout and "step batch    8" in r.stdout and "ort-cpu" in r.stdout
     assert r.stdout.count("vs torch") == 2
+
+
+@pytest.mark.slow
+def test_shipped_char_rnn_generates(zoo_home):
+    from conftest import run_zoo
+
+    env = {"ZOO_HOME": str(zoo_home), "OMP_NUM_THREADS": "1"}
+    r = run_zoo("export", "char-rnn", env=env)
+    assert r.returncode == 0, r.stderr
+    r = run_zoo("run", "char-rnn", "--prime", "The ", "--length", "200", "--seed", "1", env=env)
+    assert r.returncode == 0, r.stderr
+    words = r.stdout.split()
+    assert len(r.stdout) >= 204 and sum(w in ("the", "of", "is", "a", "to") for w in words) >= 3

@@ -248,3 +248,17 @@ def test_evaluate_reports_exact_match_bleu_and_error_rate(trained):
     assert metrics["bleu"] == pytest.approx(100.0) or not all(hyps)
     wrong = task.evaluate(artifact, sources, ["x" + h for h in hyps], beam=2)
     assert wrong["exact_match"] == 0.0 and wrong["token_error_rate"] > 0
+
+
+@pytest.mark.slow
+def test_shipped_dates_model_translates_the_issue_examples(zoo_home):
+    from conftest import run_zoo
+
+    env = {"ZOO_HOME": str(zoo_home), "OMP_NUM_THREADS": "1"}
+    r = run_zoo("export", "seq2seq-dates", env=env)
+    assert r.returncode == 0, r.stderr
+    examples = ["10 juin 1994", "Friday, June 10th 1994", "10.06.94", "10 de junio de 1994", "vrijdag 10 juni 1994"]
+    for beam in ("1", "4"):
+        r = run_zoo("run", "seq2seq-dates", *examples, "--beam", beam, env=env)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == ["1994-06-10"] * len(examples)
