@@ -61,6 +61,7 @@ class ExportReport:
     parity_inputs: str
     opset: int
     size_bytes: int
+    fp16: Any = None  # the half-precision variant's report, when one was asked for
 
     def lines(self) -> list[str]:
         out = [f"onnx.checker: ok (full check, opset {self.opset})",

@@ -227,7 +227,7 @@ def export(name: str, fmt: str, out: str | None, opset: int | None, data: str | 
     report = export_model(name, fmt, out, opset, data, random_weights, fp16=fp16)
     for line in report.lines():
         click.echo(line)
-    for line in report.fp16.lines() if fp16 else ():
+    for line in report.fp16.lines() if report.fp16 else ():
         click.echo(line)
 
 

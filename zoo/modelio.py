@@ -84,7 +84,6 @@ def export_model(name: str, fmt: str = "onnx", out: str | None = None, opset: in
     if opset:
         kwargs["opset"] = opset
     report = load_object(exporter.export)(spec, module, path, **kwargs)
-    report.fp16 = None
     if fp16:
         from zoo.exporters.fp16 import export_half
         from zoo.exporters.onnx import DEFAULT_OPSET
