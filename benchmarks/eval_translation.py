@@ -8,7 +8,6 @@ beam search on the test split of the dataset the weights were trained on. Torch-
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

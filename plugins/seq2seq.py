@@ -60,7 +60,7 @@ def zoo_models() -> list[ModelSpec]:
                             "dropout": 0.1, "src_vocab": 28, "tgt_vocab": 42, "max_src_len": 20,
                             "max_tgt_len": 20},
             dataset="cmudict",
-            train_defaults={"epochs": 8, "batch_size": 64, "optimizer": "adam", "lr": 3e-3, "lr_decay": 0.8,
+            train_defaults={"epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 3e-3, "lr_decay": 0.7,
                             "patience": 2, "clip_grad": 5.0, "bench_batches": (1, 64)},
         ),
     ]

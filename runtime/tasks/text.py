@@ -9,7 +9,6 @@ and beam search with length normalisation for translation, driven by the exporte
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -18,7 +17,7 @@ import numpy as np
 from zoo.errors import ZooError
 from zoo.runtime.tasks import Task
 
-PAD, UNK, SOS, EOS = 0, 1, 1, 2  # ids: <pad> in both vocabularies, <unk> in the source, <s> </s> in the target
+PAD, SOS, EOS = 0, 1, 2  # target ids; the source vocabulary also starts with <pad> (0)
 MAX_GENERATE = 100_000
 
 
@@ -58,10 +57,6 @@ def gather_inputs(inputs: list[str], options: dict[str, Any]) -> list[str]:
         if not text.strip():
             raise ZooError("empty text: give a non-empty input")
     return texts
-
-
-def warn(message: str) -> None:
-    print(f"zoo: warning: {message}", file=sys.stderr)
 
 
 # -- text generation -------------------------------------------------------------------------------
