@@ -262,3 +262,18 @@ def test_shipped_dates_model_translates_the_issue_examples(zoo_home):
         r = run_zoo("run", "seq2seq-dates", *examples, "--beam", beam, env=env)
         assert r.returncode == 0, r.stderr
         assert r.stdout.split() == ["1994-06-10"] * len(examples)
+
+
+def test_train_on_a_users_parallel_corpus(tmp_path):
+    """--data FILE.tsv with word targets goes through the same engine and tokenisation."""
+    from conftest import run_zoo
+
+    corpus = tmp_path / "pairs.tsv"
+    words = ["cat", "dog", "bird", "fish", "cow", "hen", "pig", "owl"]
+    corpus.write_text("".join(f"{a} {b}\t{b.upper()} {a.upper()}\n" for a in words for b in words), encoding="utf-8")
+    r = run_zoo("train", "seq2seq-dates", "--data", str(corpus), "--epochs", "1", "--max-steps", "2", *TINY_ARGS,
+                "--no-progress", env={"ZOO_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((tmp_path / "home" / "weights" / "seq2seq-dates" / "manifest.json").read_text())
+    assert manifest["task_meta"]["target_unit"] == "word" and "DOG" in manifest["task_meta"]["tgt_vocab"]
+    assert manifest["splits"] == {"train": 55, "dev": 3, "test": 6}
