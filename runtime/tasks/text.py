@@ -207,7 +207,9 @@ def beam_search(decoder: Decoder, src: np.ndarray, max_len: int, beam: int,
                 alpha: float) -> tuple[list[int], np.ndarray]:
     """Beam search for one input (``src`` of shape (1, T)): keep the ``beam`` best partial outputs
     by summed log-probability; a finished hypothesis is scored by log P / length**alpha (the
-    seed's length normalisation), and the best finished one wins."""
+    seed's length normalisation), and the best finished one wins. The search stops at
+    ``max_len`` or once ``beam`` hypotheses have ended and the best of them scores at least as
+    well as every open one would if it ended now."""
     ann, keys, mask, state = decoder.encoder(src)
     hyps: list[tuple[list[int], float, np.ndarray]] = [([], 0.0, np.zeros((0, src.shape[1]), np.float32))]
     states = state
