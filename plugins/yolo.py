@@ -35,7 +35,7 @@ and 16, with a width multiplier:
 
 Every conv but the heads is conv (no bias) + batch norm + leaky ReLU (0.1), as in Darknet.
 
-``yolo-nano`` (the family default) is this table at 3/8 width on 128 x 128 inputs, trained on the
+``yolo-nano`` (the family default) is this table at half width on 128 x 128 inputs, trained on the
 built-in digits-on-photos set; ``yolov3-tiny`` is the published network at full width (COCO's 80
 classes, 416 x 416) for ``zoo weights import yolov3-tiny yolov3-tiny.weights``.
 """
@@ -283,12 +283,12 @@ def zoo_models() -> list[ModelSpec]:
             name="yolo-nano",
             family="yolo",
             task="object-detection",
-            summary="YOLOv3-tiny's layer table at 3/8 width, 128x128 input, 6 k-means anchors on 2 grids "
+            summary="YOLOv3-tiny's layer table at half width, 128x128 input, 6 k-means anchors on 2 grids "
                     "(4x4, 8x8); trained on handwritten digits placed on photographs",
             paper=PAPER,
             builder="zoo.plugins.yolo:build_yolov3_tiny",
-            params=1_232_170,
-            default_config={"input_size": 128, "num_classes": 10, "width": 0.375, "strides": [32, 16],
+            params=2_183_074,
+            default_config={"input_size": 128, "num_classes": 10, "width": 0.5, "strides": [32, 16],
                             "class_activation": "softmax",
                             "anchors": [[round(a / 416, 5) for a in wh] for wh in COCO_ANCHORS]},
             dataset="digits-on-photos",
@@ -296,8 +296,8 @@ def zoo_models() -> list[ModelSpec]:
             preprocessing=PREPROCESSING,
             labels=tuple(str(i) for i in range(10)),
             family_default=True,
-            train_defaults={"epochs": 12, "batch_size": 16, "optimizer": "adam", "lr": 2e-3, "lr_decay": 0.88,
-                            "patience": 12, "augment": "zoo.plugins.yolo:augment", "clip_grad": 10.0,
+            train_defaults={"epochs": 100, "batch_size": 16, "optimizer": "adam", "lr": 2e-3, "lr_decay": 0.97,
+                            "patience": 15, "augment": "zoo.plugins.yolo:augment", "clip_grad": 10.0,
                             "bench_batches": (1,)},
             importers={".weights": "zoo.plugins.darknet:read_darknet"},
         ),
