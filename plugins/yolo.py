@@ -74,6 +74,7 @@ def _module_class():
     import torch.nn.functional as F
     from torch import nn
 
+    from zoo.errors import ZooError
     from zoo.exporters.onnx import image_graph
     from zoo.runtime.tasks.detection import grid_cells, head_layout
 
@@ -87,7 +88,7 @@ def _module_class():
             self.config = dict(config)
             size, classes = int(config["input_size"]), int(config["num_classes"])
             if size % 32:
-                raise ValueError(f"input_size {size} must be a multiple of 32")
+                raise ZooError(f"input_size {size} must be a multiple of 32 (the coarsest grid's stride)")
             self.input_shape = (3, size, size)
             self.layout = head_layout(config)
             per_cell = [len(a) * (5 + classes) for _, a in self.layout]

@@ -405,6 +405,14 @@ def test_train_export_run_end_to_end(tmp_path, zoo_home, zoo):
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
+def test_bench_takes_the_input_size_from_config(zoo_home, zoo):
+    result = zoo("bench", "yolo-nano", "--random-weights", "--config", "input_size=96", "--iters", "2")
+    assert result.returncode == 0, result.stderr
+    assert "batch    1" in result.stdout and "ort-cpu" in result.stdout
+    result = zoo("bench", "yolo-nano", "--random-weights", "--config", "input_size=100", "--iters", "2")
+    assert result.returncode != 0 and "multiple of 32" in result.stderr and "internal error" not in result.stderr
+
+
 def test_run_without_weights_says_how_to_get_them(zoo_home, zoo):
     result = zoo("run", "yolov3-tiny", "x.jpg")
     assert result.returncode != 0
