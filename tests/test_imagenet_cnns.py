@@ -325,3 +325,20 @@ def test_gpu_bench_dry_run(tmp_path):
     paths = {row["path"] for row in result["results"]}
     assert {"torch_fp32", "torch_fp16_channels_last", "ort_fp32", "ort_fp16"} <= paths
     assert all(row["ms"] > 0 for row in result["results"])
+
+
+FULL_SIZE = ["alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "vgg16_bn", "resnet18", "resnet34", "resnet50",
+             "resnet101", "resnet152", "googlenet"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FULL_SIZE)
+def test_full_size_export_passes_checker_and_parity(name, zoo, zoo_home, tmp_path):
+    """Every listed model at 224x224 with its 1,000 classes (random weights: there is nothing else
+    offline) exports with a dynamic batch, passes the full checker and matches PyTorch."""
+    out = tmp_path / f"{name}.onnx"
+    result = zoo("export", name, "--random-weights", "--out", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "onnx.checker: ok" in result.stdout and result.stdout.count(" ok\n") == 2, result.stdout
+    assert "RANDOM weights" in result.stderr
+    out.unlink()
