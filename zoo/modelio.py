@@ -59,7 +59,7 @@ def export_model(name: str, fmt: str = "onnx", out: str | None = None, opset: in
                  data: str | None = None, random_weights: bool = False, fp16: bool = False,
                  config: dict | None = None):
     """Export NAME; with ``fp16`` also a half-precision ONNX variant beside it, whose report is
-    returned as the report's ``fp16`` attribute."""
+    returned in the report's ``fp16`` field."""
     reg = registry()
     if fp16 and fmt != "onnx":
         raise ZooError(f"--fp16 is offered for ONNX exports, not {fmt!r}")
@@ -91,8 +91,6 @@ def export_model(name: str, fmt: str = "onnx", out: str | None = None, opset: in
         report.fp16 = export_half(spec, module, report.path, meta=meta, samples=samples,
                                   opset=opset or DEFAULT_OPSET, sample_source=source)
     return report
-
-
 
 
 def _state_from_file(spec: ModelSpec, module, path: Path) -> dict:
