@@ -326,7 +326,8 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
         module.train()
         total, seen = 0.0, 0
         bar = tqdm(total=steps, desc=f"epoch {epoch}/{opts.epochs}", leave=False,
-                   disable=not (opts.progress and ctx.main), file=sys.stderr)
+                   disable=True if not (opts.progress and ctx.main) else None,  # None: off when not a terminal
+                   file=sys.stderr)
         for step, idx in enumerate(_batches(len(y_train), opts.batch_size, rng)):
             if step >= steps:
                 break
