@@ -240,19 +240,23 @@ class RunCommand(click.Command):
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         if not self._added:
             self._added = True
-            names = {p.name for p in self.params}
+            declared: dict[str, list[tuple[str, Any]]] = {}  # one flag may serve several tasks
             for spec in registry().tasks.values():
                 for opt in spec.options:
-                    pname = opt.name.replace("-", "_")
-                    if pname in names:
-                        continue
-                    names.add(pname)
-                    if opt.type == "flag":
-                        param = click.Option([f"--{opt.name}"], is_flag=True, help=f"{opt.help} [{spec.name}]")
-                    else:
-                        param = click.Option([f"--{opt.name}"], type=_TYPES.get(opt.type, str), default=None,
-                                             help=f"{opt.help} [{spec.name}; default {opt.default}]")
-                    self.params.append(param)
+                    declared.setdefault(opt.name, []).append((spec.name, opt))
+            taken = {p.name for p in self.params}
+            for name, users in declared.items():
+                if name.replace("-", "_") in taken:
+                    continue
+                first = users[0][1]
+                helps = " / ".join(dict.fromkeys(opt.help for _, opt in users))
+                if first.type == "flag":
+                    where = ", ".join(task for task, _ in users)
+                    self.params.append(click.Option([f"--{name}"], is_flag=True, help=f"{helps} [{where}]"))
+                else:
+                    where = "; ".join(f"{task}: default {opt.default}" for task, opt in users)
+                    self.params.append(click.Option([f"--{name}"], type=_TYPES.get(first.type, str), default=None,
+                                                    help=f"{helps} [{where}]"))
         return super().get_params(ctx)
 
 
