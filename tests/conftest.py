@@ -26,3 +26,13 @@ def run_zoo(*args: str, env: dict | None = None, cwd: Path | None = None) -> sub
 @pytest.fixture(scope="session")
 def zoo():
     return run_zoo
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Bad input: a non-zero exit and exactly one line `zoo: error: ...` holding each fragment."""
+    assert result.returncode != 0, result.stdout
+    err = result.stderr.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith("zoo: error:"), err
+    for fragment in fragments:
+        assert fragment in err, err

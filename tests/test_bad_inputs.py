@@ -9,18 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import assert_one_line_error as one_line_error
 from fakeplugins import make_plugin, tiny_model_source
 
 SAMPLES = Path(__file__).resolve().parent.parent / "zoo" / "samples"
-
-
-def one_line_error(result, *fragments):
-    assert result.returncode != 0, result.stdout
-    err = result.stderr.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    assert err.startswith("zoo: error:"), err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 @pytest.fixture(scope="module")

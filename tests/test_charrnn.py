@@ -177,13 +177,10 @@ def test_run_does_not_import_torch(trained):
     ([""], "empty text"),
 ])
 def test_bad_input_is_one_line(trained, args, message):
-    from conftest import run_zoo
+    from conftest import assert_one_line_error, run_zoo
 
     env, _ = trained
-    r = run_zoo("run", "char-rnn", *args, env=env)
-    assert r.returncode != 0
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("zoo: error:") and message in lines[0], r.stderr
+    assert_one_line_error(run_zoo("run", "char-rnn", *args, env=env), message)
 
 
 def test_non_utf8_inputs_are_one_line(trained, tmp_path):

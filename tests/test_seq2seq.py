@@ -216,13 +216,10 @@ def test_run_does_not_import_torch(trained):
     (["10 juin 1994", "--beam", "0"], "--beam 0"),
 ])
 def test_bad_input_is_one_line(trained, args, message):
-    from conftest import run_zoo
+    from conftest import assert_one_line_error, run_zoo
 
     env, _ = trained
-    r = run_zoo("run", "seq2seq-dates", *args, env=env)
-    assert r.returncode != 0
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("zoo: error:") and message in lines[0], r.stderr
+    assert_one_line_error(run_zoo("run", "seq2seq-dates", *args, env=env), message)
 
 
 def test_non_utf8_file_is_one_line(trained, tmp_path):
