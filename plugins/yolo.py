@@ -50,7 +50,7 @@ from zoo.specs import DatasetSpec, ModelSpec, TaskOption, TaskSpec
 
 #: filters of layers 0, 2, 4, 6, 8, 10, 12, 13, 14, 18, 21 at width 1
 FILTERS = {"conv0": 16, "conv2": 32, "conv4": 64, "conv6": 128, "conv8": 256, "conv10": 512, "conv12": 1024,
-           "conv13": 256, "conv14": 512, "conv18": 128, "conv21": 256}
+           "conv13": 256, "conv14": 512, "conv18": 128, "conv21": 256, "conv25": 64, "conv28": 128}
 #: YOLOv3-tiny's COCO anchors (pixels at 416), from cfg/yolov3-tiny.cfg
 COCO_ANCHORS = [[10, 14], [23, 27], [37, 58], [81, 82], [135, 169], [344, 319]]
 LAMBDA_COORD, LAMBDA_NOOBJ = 5.0, 0.5  # YOLOv1's weights: boxes count more, empty cells less
@@ -87,6 +87,8 @@ def _module_class():
             super().__init__()
             self.config = dict(config)
             size, classes = int(config["input_size"]), int(config["num_classes"])
+            if [int(v) for v in config["strides"]] not in ([32, 16], [32, 16, 8]):
+                raise ZooError(f"strides {config['strides']}: the network has heads at [32, 16] or [32, 16, 8]")
             if size % 32:
                 raise ZooError(f"input_size {size} must be a multiple of 32 (the coarsest grid's stride)")
             self.input_shape = (3, size, size)
@@ -106,19 +108,25 @@ def _module_class():
             self.conv18 = conv_bn(c["conv13"], c["conv18"], 1)
             self.conv21 = conv_bn(c["conv18"] + c["conv8"], c["conv21"], 3)
             self.conv22 = nn.Conv2d(c["conv21"], per_cell[1], 1)
+            if len(self.layout) == 3:  # yolov3-tiny-3l: a third head at stride 8
+                self.conv25 = conv_bn(c["conv21"], c["conv25"], 1)
+                self.conv28 = conv_bn(c["conv25"] + c["conv6"], c["conv28"], 3)
+                self.conv29 = nn.Conv2d(c["conv28"], per_cell[2], 1)
 
         def darknet_layers(self) -> list[tuple[str, str | None]]:
             """(conv, batch norm) state-dict prefixes in the order of a Darknet .weights file."""
             return [(f"{n}.0", f"{n}.1") for n in ("conv0", "conv2", "conv4", "conv6", "conv8", "conv10", "conv12",
                                                     "conv13", "conv14")] + \
-                [("conv15", None), ("conv18.0", "conv18.1"), ("conv21.0", "conv21.1"), ("conv22", None)]
+                [("conv15", None), ("conv18.0", "conv18.1"), ("conv21.0", "conv21.1"), ("conv22", None)] + \
+                ([("conv25.0", "conv25.1"), ("conv28.0", "conv28.1"), ("conv29", None)] if len(self.layout) == 3 else [])
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             pool = F.max_pool2d
             x = pool(self.conv0(x), 2)
             x = pool(self.conv2(x), 2)
             x = pool(self.conv4(x), 2)
-            x = pool(self.conv6(x), 2)
+            route6 = self.conv6(x)
+            x = pool(route6, 2)
             route8 = self.conv8(x)
             x = pool(route8, 2)
             x = F.pad(self.conv10(x), (0, 1, 0, 1), mode="replicate")  # Darknet's 2/1 max pool keeps the size
@@ -126,8 +134,12 @@ def _module_class():
             route13 = self.conv13(self.conv12(x))
             coarse = self.conv15(self.conv14(route13))
             up = F.interpolate(self.conv18(route13), scale_factor=2, mode="nearest")
-            fine = self.conv22(self.conv21(torch.cat([up, route8], 1)))
-            return torch.cat([self._rows(coarse, 0), self._rows(fine, 1)], 1)
+            route21 = self.conv21(torch.cat([up, route8], 1))
+            heads = [self._rows(coarse, 0), self._rows(self.conv22(route21), 1)]
+            if len(self.layout) == 3:
+                up = F.interpolate(self.conv25(route21), scale_factor=2, mode="nearest")
+                heads.append(self._rows(self.conv29(self.conv28(torch.cat([up, route6], 1))), 2))
+            return torch.cat(heads, 1)
 
         def _rows(self, head: torch.Tensor, index: int) -> torch.Tensor:
             """(N, B(5+C), S, S) -> (N, S*S*B, 5+C), rows ordered by grid row, column, anchor."""

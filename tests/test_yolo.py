@@ -55,6 +55,29 @@ def test_plugin_specs_and_tiny_model_export(tmp_path):
     assert result["meta"]["config"]["strides"] == [32, 16]
 
 
+def test_third_head_at_stride_8_exports_and_round_trips_through_darknet(tmp_path):
+    from zoo.plugins.darknet import read_darknet, write_darknet
+
+    config = {**TINY, "strides": [32, 16, 8]}  # two anchors per head, smallest on the 8 x 8 grid
+    result = check_model("yolo-nano", tmp_path, config=config)
+    assert result["meta"]["config"]["strides"] == [32, 16, 8]
+    spec = registry().model("yolo-nano")
+    module = _randomised(spec.build(config))
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = module(x)
+    assert out.shape == (2, (2 * 2 + 4 * 4 + 8 * 8) * 2, 8)
+    np.testing.assert_allclose(grid_cells(config)[1][-64 * 2:], 8)
+    path = tmp_path / "three.weights"
+    write_darknet(module, path)
+    loaded = spec.build(config)
+    loaded.load_state_dict(read_darknet(spec, loaded, path))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(x), out)
+    with pytest.raises(ZooError, match=r"heads at \[32, 16\] or \[32, 16, 8\]"):
+        spec.build({**TINY, "strides": [16, 8]})
+
+
 def test_yolov3_tiny_has_the_published_size():
     """Darknet's yolov3-tiny.weights is 35,434,956 bytes: a 20-byte header and 8,858,734 floats,
     i.e. the parameters plus the two running statistics of each of the 3,184 batch-norm filters."""
