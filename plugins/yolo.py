@@ -35,9 +35,15 @@ and 16, with a width multiplier:
 
 Every conv but the heads is conv (no bias) + batch norm + leaky ReLU (0.1), as in Darknet.
 
+With ``strides: [32, 16, 8]`` a third head is added the way YOLOv3 adds its finer ones: layer 21
+through a 1 x 1 conv of 64, upsampled x2, concatenated with layer 6 (stride 8), a 3 x 3 conv of
+128 and the linear head; the anchors are shared out equally, the smallest to the finest grid.
+
 ``yolo-nano`` (the family default) is this table at half width on 128 x 128 inputs, trained on the
 built-in digits-on-photos set; ``yolov3-tiny`` is the published network at full width (COCO's 80
-classes, 416 x 416) for ``zoo weights import yolov3-tiny yolov3-tiny.weights``.
+classes, 416 x 416) for ``zoo weights import yolov3-tiny yolov3-tiny.weights``; ``yolov2-tiny``
+(``cfg/yolov2-tiny.cfg``) is layers 0-12 of the same table, a 3 x 3 conv of 512 and one head at
+stride 32 with five anchors and softmax classes, for ``yolov2-tiny.weights``.
 """
 
 from __future__ import annotations
@@ -53,6 +59,9 @@ FILTERS = {"conv0": 16, "conv2": 32, "conv4": 64, "conv6": 128, "conv8": 256, "c
            "conv13": 256, "conv14": 512, "conv18": 128, "conv21": 256, "conv25": 64, "conv28": 128}
 #: YOLOv3-tiny's COCO anchors (pixels at 416), from cfg/yolov3-tiny.cfg
 COCO_ANCHORS = [[10, 14], [23, 27], [37, 58], [81, 82], [135, 169], [344, 319]]
+#: YOLOv2-tiny's COCO anchors (grid cells of a 13 x 13 grid), from cfg/yolov2-tiny.cfg
+COCO_V2_ANCHORS = [[0.57273, 0.677385], [1.87446, 2.06253], [3.33843, 5.47434], [7.88282, 3.52778],
+                   [9.77052, 9.16828]]
 LAMBDA_COORD, LAMBDA_NOOBJ = 5.0, 0.5  # YOLOv1's weights: boxes count more, empty cells less
 IGNORE_IOU = 0.5  # YOLOv3: a prediction overlapping a true box this much is not punished as empty
 
@@ -67,8 +76,8 @@ def channels(config: dict, layer: str) -> int:
 
 
 @lru_cache(maxsize=None)
-def _module_class():
-    """The torch module, defined on first build so that listing models never imports torch."""
+def _module_classes():
+    """The torch modules, defined on first build so that listing models never imports torch."""
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -82,64 +91,19 @@ def _module_class():
         return nn.Sequential(nn.Conv2d(c_in, c_out, k, 1, k // 2, bias=False), nn.BatchNorm2d(c_out),
                              nn.LeakyReLU(0.1))
 
-    class YoloV3Tiny(nn.Module):
+    class Yolo(nn.Module):
+        """What every YOLO network here shares: config checks, the output layout, export and the loss."""
+
         def __init__(self, config: dict):
             super().__init__()
             self.config = dict(config)
-            size, classes = int(config["input_size"]), int(config["num_classes"])
-            if [int(v) for v in config["strides"]] not in ([32, 16], [32, 16, 8]):
-                raise ZooError(f"strides {config['strides']}: the network has heads at [32, 16] or [32, 16, 8]")
+            size = int(config["input_size"])
             if size % 32:
                 raise ZooError(f"input_size {size} must be a multiple of 32 (the coarsest grid's stride)")
             self.input_shape = (3, size, size)
             self.layout = head_layout(config)
-            per_cell = [len(a) * (5 + classes) for _, a in self.layout]
-            c = {name: channels(config, name) for name in FILTERS}
-            self.conv0 = conv_bn(3, c["conv0"], 3)
-            self.conv2 = conv_bn(c["conv0"], c["conv2"], 3)
-            self.conv4 = conv_bn(c["conv2"], c["conv4"], 3)
-            self.conv6 = conv_bn(c["conv4"], c["conv6"], 3)
-            self.conv8 = conv_bn(c["conv6"], c["conv8"], 3)
-            self.conv10 = conv_bn(c["conv8"], c["conv10"], 3)
-            self.conv12 = conv_bn(c["conv10"], c["conv12"], 3)
-            self.conv13 = conv_bn(c["conv12"], c["conv13"], 1)
-            self.conv14 = conv_bn(c["conv13"], c["conv14"], 3)
-            self.conv15 = nn.Conv2d(c["conv14"], per_cell[0], 1)
-            self.conv18 = conv_bn(c["conv13"], c["conv18"], 1)
-            self.conv21 = conv_bn(c["conv18"] + c["conv8"], c["conv21"], 3)
-            self.conv22 = nn.Conv2d(c["conv21"], per_cell[1], 1)
-            if len(self.layout) == 3:  # yolov3-tiny-3l: a third head at stride 8
-                self.conv25 = conv_bn(c["conv21"], c["conv25"], 1)
-                self.conv28 = conv_bn(c["conv25"] + c["conv6"], c["conv28"], 3)
-                self.conv29 = nn.Conv2d(c["conv28"], per_cell[2], 1)
-
-        def darknet_layers(self) -> list[tuple[str, str | None]]:
-            """(conv, batch norm) state-dict prefixes in the order of a Darknet .weights file."""
-            return [(f"{n}.0", f"{n}.1") for n in ("conv0", "conv2", "conv4", "conv6", "conv8", "conv10", "conv12",
-                                                    "conv13", "conv14")] + \
-                [("conv15", None), ("conv18.0", "conv18.1"), ("conv21.0", "conv21.1"), ("conv22", None)] + \
-                ([("conv25.0", "conv25.1"), ("conv28.0", "conv28.1"), ("conv29", None)] if len(self.layout) == 3 else [])
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            pool = F.max_pool2d
-            x = pool(self.conv0(x), 2)
-            x = pool(self.conv2(x), 2)
-            x = pool(self.conv4(x), 2)
-            route6 = self.conv6(x)
-            x = pool(route6, 2)
-            route8 = self.conv8(x)
-            x = pool(route8, 2)
-            x = F.pad(self.conv10(x), (0, 1, 0, 1), mode="replicate")  # Darknet's 2/1 max pool keeps the size
-            x = pool(x, 2, 1)
-            route13 = self.conv13(self.conv12(x))
-            coarse = self.conv15(self.conv14(route13))
-            up = F.interpolate(self.conv18(route13), scale_factor=2, mode="nearest")
-            route21 = self.conv21(torch.cat([up, route8], 1))
-            heads = [self._rows(coarse, 0), self._rows(self.conv22(route21), 1)]
-            if len(self.layout) == 3:
-                up = F.interpolate(self.conv25(route21), scale_factor=2, mode="nearest")
-                heads.append(self._rows(self.conv29(self.conv28(torch.cat([up, route6], 1))), 2))
-            return torch.cat(heads, 1)
+            self.per_cell = [len(a) * (5 + int(config["num_classes"])) for _, a in self.layout]
+            self.width = {name: channels(config, name) for name in FILTERS}
 
         def _rows(self, head: torch.Tensor, index: int) -> torch.Tensor:
             """(N, B(5+C), S, S) -> (N, S*S*B, 5+C), rows ordered by grid row, column, anchor."""
@@ -233,11 +197,98 @@ def _module_class():
             union = area_a[:, :, None] + area_b[:, None, :] - inter
             return torch.where(valid[:, None, :], inter / union.clamp(min=1e-9), torch.zeros_like(inter))
 
-    return YoloV3Tiny
+    class YoloV3Tiny(Yolo):
+        def __init__(self, config: dict):
+            super().__init__(config)
+            if [int(v) for v in config["strides"]] not in ([32, 16], [32, 16, 8]):
+                raise ZooError(f"strides {config['strides']}: the network has heads at [32, 16] or [32, 16, 8]")
+            c, per_cell = self.width, self.per_cell
+            self.conv0 = conv_bn(3, c["conv0"], 3)
+            self.conv2 = conv_bn(c["conv0"], c["conv2"], 3)
+            self.conv4 = conv_bn(c["conv2"], c["conv4"], 3)
+            self.conv6 = conv_bn(c["conv4"], c["conv6"], 3)
+            self.conv8 = conv_bn(c["conv6"], c["conv8"], 3)
+            self.conv10 = conv_bn(c["conv8"], c["conv10"], 3)
+            self.conv12 = conv_bn(c["conv10"], c["conv12"], 3)
+            self.conv13 = conv_bn(c["conv12"], c["conv13"], 1)
+            self.conv14 = conv_bn(c["conv13"], c["conv14"], 3)
+            self.conv15 = nn.Conv2d(c["conv14"], per_cell[0], 1)
+            self.conv18 = conv_bn(c["conv13"], c["conv18"], 1)
+            self.conv21 = conv_bn(c["conv18"] + c["conv8"], c["conv21"], 3)
+            self.conv22 = nn.Conv2d(c["conv21"], per_cell[1], 1)
+            if len(self.layout) == 3:  # yolov3-tiny-3l: a third head at stride 8
+                self.conv25 = conv_bn(c["conv21"], c["conv25"], 1)
+                self.conv28 = conv_bn(c["conv25"] + c["conv6"], c["conv28"], 3)
+                self.conv29 = nn.Conv2d(c["conv28"], per_cell[2], 1)
+
+        def darknet_layers(self) -> list[tuple[str, str | None]]:
+            """(conv, batch norm) state-dict prefixes in the order of a Darknet .weights file."""
+            return [(f"{n}.0", f"{n}.1") for n in ("conv0", "conv2", "conv4", "conv6", "conv8", "conv10", "conv12",
+                                                    "conv13", "conv14")] + \
+                [("conv15", None), ("conv18.0", "conv18.1"), ("conv21.0", "conv21.1"), ("conv22", None)] + \
+                ([("conv25.0", "conv25.1"), ("conv28.0", "conv28.1"), ("conv29", None)] if len(self.layout) == 3 else [])
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            pool = F.max_pool2d
+            x = pool(self.conv0(x), 2)
+            x = pool(self.conv2(x), 2)
+            x = pool(self.conv4(x), 2)
+            route6 = self.conv6(x)
+            x = pool(route6, 2)
+            route8 = self.conv8(x)
+            x = pool(route8, 2)
+            x = F.pad(self.conv10(x), (0, 1, 0, 1), mode="replicate")  # Darknet's 2/1 max pool keeps the size
+            x = pool(x, 2, 1)
+            route13 = self.conv13(self.conv12(x))
+            coarse = self.conv15(self.conv14(route13))
+            up = F.interpolate(self.conv18(route13), scale_factor=2, mode="nearest")
+            route21 = self.conv21(torch.cat([up, route8], 1))
+            heads = [self._rows(coarse, 0), self._rows(self.conv22(route21), 1)]
+            if len(self.layout) == 3:
+                up = F.interpolate(self.conv25(route21), scale_factor=2, mode="nearest")
+                heads.append(self._rows(self.conv29(self.conv28(torch.cat([up, route6], 1))), 2))
+            return torch.cat(heads, 1)
+
+    class YoloV2Tiny(Yolo):
+        """YOLOv2-tiny (``cfg/yolov2-tiny.cfg``): the same backbone to layer 12, then one 3 x 3 conv
+        of 512 and the linear head; a single grid at stride 32 whose region layer decodes as
+        YOLOv3's does, with softmax class scores."""
+
+        def __init__(self, config: dict):
+            super().__init__(config)
+            if [int(v) for v in config["strides"]] != [32]:
+                raise ZooError(f"strides {config['strides']}: YOLOv2-tiny has one head, at [32]")
+            c = self.width
+            self.conv0 = conv_bn(3, c["conv0"], 3)
+            self.conv2 = conv_bn(c["conv0"], c["conv2"], 3)
+            self.conv4 = conv_bn(c["conv2"], c["conv4"], 3)
+            self.conv6 = conv_bn(c["conv4"], c["conv6"], 3)
+            self.conv8 = conv_bn(c["conv6"], c["conv8"], 3)
+            self.conv10 = conv_bn(c["conv8"], c["conv10"], 3)
+            self.conv12 = conv_bn(c["conv10"], c["conv12"], 3)
+            self.conv13 = conv_bn(c["conv12"], c["conv14"], 3)  # 512 filters, as YOLOv3-tiny's layer 14
+            self.conv14 = nn.Conv2d(c["conv14"], self.per_cell[0], 1)
+
+        def darknet_layers(self) -> list[tuple[str, str | None]]:
+            return [(f"{n}.0", f"{n}.1") for n in ("conv0", "conv2", "conv4", "conv6", "conv8", "conv10", "conv12",
+                                                    "conv13")] + [("conv14", None)]
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            pool = F.max_pool2d
+            for layer in (self.conv0, self.conv2, self.conv4, self.conv6, self.conv8):
+                x = pool(layer(x), 2)
+            x = pool(F.pad(self.conv10(x), (0, 1, 0, 1), mode="replicate"), 2, 1)
+            return self._rows(self.conv14(self.conv13(self.conv12(x))), 0)
+
+    return YoloV3Tiny, YoloV2Tiny
 
 
 def build_yolov3_tiny(config: dict):
-    return _module_class()(config)
+    return _module_classes()[0](config)
+
+
+def build_yolov2_tiny(config: dict):
+    return _module_classes()[1](config)
 
 
 # -- augmentation ------------------------------------------------------------------------------
@@ -326,6 +377,26 @@ def zoo_models() -> list[ModelSpec]:
             default_config={"input_size": 416, "num_classes": 80, "width": 1.0, "strides": [32, 16],
                             "class_activation": "sigmoid",
                             "anchors": [[round(a / 416, 5) for a in wh] for wh in COCO_ANCHORS]},
+            dataset="coco-json",
+            input_shape=(3, 416, 416),
+            preprocessing=PREPROCESSING,
+            labels=coco_names(),
+            train_defaults={"epochs": 100, "batch_size": 16, "optimizer": "adam", "lr": 1e-3,
+                            "augment": "zoo.plugins.yolo:augment_flip", "clip_grad": 10.0, "bench_batches": (1,)},
+            importers={".weights": "zoo.plugins.darknet:read_darknet"},
+        ),
+        ModelSpec(
+            name="yolov2-tiny",
+            family="yolo",
+            task="object-detection",
+            summary="YOLOv2-tiny (Darknet), 416x416, one 13x13 grid with 5 anchors, 80 COCO classes; import the "
+                    "published yolov2-tiny.weights with `zoo weights import`",
+            paper=PAPER,
+            builder="zoo.plugins.yolo:build_yolov2_tiny",
+            params=11_232_057,
+            default_config={"input_size": 416, "num_classes": 80, "width": 1.0, "strides": [32],
+                            "class_activation": "softmax",
+                            "anchors": [[round(a / 13, 5) for a in wh] for wh in COCO_V2_ANCHORS]},
             dataset="coco-json",
             input_shape=(3, 416, 416),
             preprocessing=PREPROCESSING,
