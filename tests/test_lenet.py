@@ -53,6 +53,8 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, zoo):
     assert "resuming lenet5 from epoch 1" in second.stderr
     state = json.loads((tmp_path / "runs" / "lenet5" / "state.json").read_text())
     assert state["epoch"] == 2 and [h["epoch"] for h in state["history"]] == [1, 2]
+    first_seconds, total = (h["seconds"] for h in state["history"])
+    assert total > first_seconds  # training time counts the epochs before the resume
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, zoo):

@@ -315,7 +315,7 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
     from tqdm import tqdm
 
     rng = np.random.default_rng(opts.seed + start_epoch)
-    started = time.perf_counter()
+    started = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)  # a resumed run's clock goes on
     n_batches = -(-len(y_train) // opts.batch_size)
     steps = min(n_batches, opts.max_steps) if opts.max_steps else n_batches
     log = (lambda *a: print(*a, file=sys.stderr)) if ctx.main else (lambda *a: None)  # noqa: E731
