@@ -96,6 +96,231 @@ def test_darknet_coco_models_have_the_published_size(name):
     assert module(torch.zeros(1, 3, 416, 416)).shape == (1, rows, 85)
 
 
+def test_loss_is_zero_for_perfect_predictions():
+    model = tiny_model()
+    assert model.loss(responsible(perfect_outputs()), one_box_target()).item() < 1e-6
+
+
+def test_loss_charges_coordinates_only_to_the_responsible_prediction():
+    model = tiny_model()
+    base = responsible(perfect_outputs())
+    moved = base.clone()
+    moved[0, 31, 0] = 1.0  # t_x off: sigmoid(1) - 0.5 instead of 0
+    weight = 2 - 12.8 ** 2 / 64 ** 2
+    expected = 5.0 * weight * (torch.sigmoid(torch.tensor(1.0)) - 0.5) ** 2
+    assert model.loss(moved, one_box_target()).item() == pytest.approx(expected.item(), rel=1e-4)
+    moved = base.clone()
+    moved[0, 31, 3] = 0.5  # t_h in log space
+    assert model.loss(moved, one_box_target()).item() == pytest.approx(5.0 * weight * 0.25, rel=1e-4)
+    other = base.clone()
+    other[0, 30, 0:4] = 3.0  # another anchor of the same cell: its box is not learned
+    assert model.loss(other, one_box_target()).item() < 1e-6
+
+
+def test_loss_down_weights_empty_cells_and_ignores_good_overlaps():
+    model = tiny_model()
+    out = responsible(perfect_outputs())
+    out[0, 0, 4] = 0.0  # p_c = 0.5 where there is nothing: BCE ln 2, times lambda_noobj
+    assert model.loss(out, one_box_target()).item() == pytest.approx(0.5 * math.log(2), rel=1e-4)
+    out = responsible(perfect_outputs())
+    out[0, 30, 2:4] = math.log(2)  # anchor 6.4 doubled: the same box as the truth (IoU 1)
+    out[0, 30, 4] = 0.0
+    assert model.loss(out, one_box_target()).item() < 1e-6
+
+
+def test_loss_charges_objectness_and_class_of_the_responsible_prediction():
+    model = tiny_model()
+    out = responsible(perfect_outputs())
+    out[0, 31, 4] = 0.0
+    assert model.loss(out, one_box_target()).item() == pytest.approx(math.log(2), rel=1e-4)
+    out = responsible(perfect_outputs())
+    out[0, 31, 5 + 2] = 0.0
+    out[0, 31, 5 + 0] = 0.0
+    assert model.loss(out, one_box_target()).item() == pytest.approx(2 * math.log(2), rel=1e-4)
+
+
+def test_softmax_class_loss_is_cross_entropy_and_decodes_as_probabilities():
+    config = dict(TINY, class_activation="softmax")
+    model = registry().model("yolo-nano").build(config)
+    out = responsible(perfect_outputs())
+    assert model.loss(out, one_box_target()).item() < 1e-6
+    out[0, 31, 5:] = 0.0  # three equal logits: -log(1/3)
+    assert model.loss(out, one_box_target()).item() == pytest.approx(math.log(3), rel=1e-4)
+    out[0, 31, 5 + 2] = math.log(2)  # probabilities 1/4, 1/4, 1/2
+    found = decode(out.numpy(), config, conf=0.1, iou_threshold=0.5)[0]
+    assert found["classes"].tolist() == [2] and found["scores"][0] == pytest.approx(0.5, rel=1e-6)
+
+
+def test_loss_is_averaged_over_the_batch_and_differentiable():
+    model = tiny_model()
+    out = torch.cat([responsible(perfect_outputs()), perfect_outputs()]).requires_grad_()
+    targets = torch.cat([one_box_target(), torch.full((1, 4, 5), -1.0)])
+    loss = model.loss(out, targets)
+    loss.backward()
+    assert loss.item() < 1e-6 and out.grad is not None
+
+
+def test_decode_recovers_the_box_from_the_responsible_prediction():
+    found = decode(responsible(perfect_outputs()).numpy(), TINY, conf=0.5, iou_threshold=0.5)[0]
+    assert found["classes"].tolist() == [2]
+    np.testing.assert_allclose(found["boxes"][0], [33.6, 17.6, 46.4, 30.4], atol=1e-6)
+    cells, strides, anchors = grid_cells(TINY)
+    assert cells[31].tolist() == [2, 1] and strides[31] == 16 and anchors[31].tolist() == pytest.approx([12.8, 12.8])
+
+
+def test_kmeans_anchors_find_the_box_clusters():
+    from zoo.plugins.detection_data import kmeans_anchors
+
+    rng = np.random.default_rng(0)
+    wh = np.concatenate([rng.normal(c, 0.002, (50, 2)) for c in ((0.05, 0.1), (0.2, 0.2), (0.5, 0.4))])
+    np.testing.assert_allclose(kmeans_anchors(wh, 3), [[0.05, 0.1], [0.2, 0.2], [0.5, 0.4]], atol=0.005)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_augment_moves_boxes_with_the_pixels(seed):
+    from zoo.plugins.yolo import augment
+
+    x = torch.zeros(1, 3, 64, 64)
+    x[:, :, 10:30, 20:44] = 1.0  # a white box x 20..44, y 10..30
+    y = torch.full((1, 3, 5), -1.0)
+    y[0, 0] = torch.tensor([1, 20, 10, 44, 30])
+    xa, ya = augment(x, y, torch.Generator().manual_seed(seed), flip=True, colour=0.0)
+    ys, xs = np.nonzero(xa[0, 0].numpy() > 0.75)
+    if ya[0, 0, 0] < 0:  # pushed out of the picture: dropped
+        return
+    np.testing.assert_allclose(ya[0, 0, 1:].numpy(), [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], atol=1.5)
+    assert (ya[0, 1:] == -1).all()
+
+
+def test_map_matches_pycocotools():
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    rng = np.random.default_rng(1)
+    truths, detections, gt_json, dt_json = [], [], [], []
+    for image in range(12):
+        n = int(rng.integers(1, 5))
+        xy = rng.uniform(0, 80, (n, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(8, 40, (n, 2))], 1)
+        classes = rng.integers(0, 3, n)
+        truths.append({"boxes": boxes, "classes": classes})
+        jitter = boxes[rng.integers(0, n, n + 3)] + rng.normal(0, 3, (n + 3, 4))
+        jitter[:, 2:] = np.maximum(jitter[:, 2:], jitter[:, :2] + 1)  # boxes of positive size
+        d_classes = np.where(rng.random(n + 3) < 0.8, classes[rng.integers(0, n, n + 3)], rng.integers(0, 3, n + 3))
+        d_scores = rng.random(n + 3)
+        detections.append({"boxes": jitter, "scores": d_scores, "classes": d_classes})
+        for b, c in zip(boxes, classes):
+            gt_json.append({"id": len(gt_json) + 1, "image_id": image, "category_id": int(c), "iscrowd": 0,
+                            "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "area": (b[2] - b[0]) * (b[3] - b[1])})
+        for b, c, s in zip(jitter, d_classes, d_scores):
+            dt_json.append({"image_id": image, "category_id": int(c), "score": float(s),
+                            "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]})
+    coco = COCO()
+    coco.dataset = {"images": [{"id": i} for i in range(12)], "annotations": gt_json,
+                    "categories": [{"id": c} for c in range(3)]}
+    coco.createIndex()
+    evaluator = COCOeval(coco, coco.loadRes(dt_json), "bbox")
+    evaluator.evaluate()
+    evaluator.accumulate()
+    evaluator.summarize()
+    ours = average_precision(detections, truths, 3)
+    assert ours["map"] == pytest.approx(evaluator.stats[0], abs=1e-6)
+    assert ours["map50"] == pytest.approx(evaluator.stats[1], abs=1e-6)
+
+
+def test_map_is_one_for_exact_detections_and_zero_for_wrong_classes():
+    truth = [{"boxes": np.array([[0, 0, 10, 10], [20, 20, 40, 40]], float), "classes": np.array([0, 1])}]
+    exact = [{"boxes": truth[0]["boxes"], "scores": np.array([0.9, 0.8]), "classes": np.array([0, 1])}]
+    assert average_precision(exact, truth, 2) == {"map50": 1.0, "map": 1.0}
+    swapped = [dict(exact[0], classes=np.array([1, 0]))]
+    assert average_precision(swapped, truth, 2) == {"map50": 0.0, "map": 0.0}
+
+
+# -- data loaders --------------------------------------------------------------------------------
+def _photo(path, size=(40, 30)):
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+
+
+def test_yolo_txt_folder_loads_boxes_in_pixels(tmp_path):
+    from zoo.plugins.detection_data import load_yolo_txt
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    for i in range(10):
+        _photo(tmp_path / "images" / f"im{i}.png")
+        (tmp_path / "labels" / f"im{i}.txt").write_text(f"{i % 2} 0.5 0.5 0.5 0.2\n1 0.25 0.5 0.1 0.1\n")
+    (tmp_path / "classes.txt").write_text("cat\ndog\n")
+    splits = load_yolo_txt(str(tmp_path))
+    assert splits.labels == ("cat", "dog") and splits.sizes() == {"train": 6, "dev": 2, "test": 2}
+    boxes = splits.train.targets[0]
+    np.testing.assert_allclose(boxes[0, 1:], [10, 12, 30, 18])  # 40 x 30 image: w 20, h 6 around (20, 15)
+    np.testing.assert_allclose(boxes[1], [1, 8, 13.5, 12, 16.5])
+    assert len(splits.config["anchors"]) == 6
+
+
+def test_yolo_txt_bad_line_names_file_and_line(tmp_path):
+    from zoo.plugins.detection_data import load_yolo_txt
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    _photo(tmp_path / "images" / "a.png")
+    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.5 0.2\n0 1.5 nope\n")
+    with pytest.raises(ZooError, match=r"a\.txt:2"):
+        load_yolo_txt(str(tmp_path))
+
+
+def test_coco_json_loads_boxes_and_skips_crowds(tmp_path):
+    from zoo.plugins.detection_data import load_coco_json
+
+    images, annotations = [], []
+    for i in range(8):
+        _photo(tmp_path / f"{i}.jpg")
+        images.append({"id": 100 + i, "file_name": f"{i}.jpg", "width": 40, "height": 30})
+        annotations += [{"id": 2 * i, "image_id": 100 + i, "category_id": 7, "bbox": [5, 6, 10, 12], "iscrowd": 0},
+                        {"id": 2 * i + 1, "image_id": 100 + i, "category_id": 3, "bbox": [0, 0, 40, 30],
+                         "iscrowd": 1}]
+    (tmp_path / "annotations.json").write_text(json.dumps({
+        "images": images, "annotations": annotations,
+        "categories": [{"id": 7, "name": "kite"}, {"id": 3, "name": "car"}]}))
+    splits = load_coco_json(str(tmp_path))
+    assert splits.labels == ("car", "kite")  # categories in id order
+    for boxes in splits.train.targets:
+        np.testing.assert_allclose(boxes, [[1, 5, 6, 15, 18]])
+
+
+def test_coco_json_that_is_not_coco_is_refused(tmp_path):
+    from zoo.plugins.detection_data import load_coco_json
+
+    (tmp_path / "a.json").write_text('{"images": [{"id": 1}]}')
+    with pytest.raises(ZooError, match="not a COCO detection JSON"):
+        load_coco_json(str(tmp_path / "a.json"))
+
+
+def test_digits_on_photos_boxes_hold_the_digits():
+    from zoo.plugins.detection_data import load_digits_on_photos
+
+    splits = load_digits_on_photos()
+    assert splits.sizes() == {"train": 8000, "dev": 300, "test": 400}
+    for image, boxes in zip(splits.test.inputs[:50], splits.test.targets[:50]):
+        h, w = image.shape[:2]
+        assert 1 <= len(boxes) <= 5
+        assert (boxes[:, 1] >= 0).all() and (boxes[:, 3] <= w).all() and (boxes[:, 4] <= h).all()
+        assert set(boxes[:, 0].astype(int)) <= set(range(10))
+
+
+def test_digits_on_photos_dev_and_test_do_not_depend_on_the_training_size():
+    from zoo.plugins.detection_data import load_digits_on_photos
+
+    small, full = load_digits_on_photos(train=50), load_digits_on_photos()
+    assert small.sizes()["train"] == 50
+    for name in ("dev", "test"):
+        a, b = getattr(small, name), getattr(full, name)
+        assert len(a.inputs) == len(b.inputs) > 0
+        assert all(np.array_equal(x, y) for x, y in zip(a.inputs, b.inputs))
+        assert all(np.array_equal(x, y) for x, y in zip(a.targets, b.targets))
+
+
+# -- Darknet weights ----------------------------------------------------------------------------
 def _randomised(module):
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
