@@ -39,8 +39,8 @@ With ``strides: [32, 16, 8]`` a third head is added the way YOLOv3 adds its fine
 through a 1 x 1 conv of 64, upsampled x2, concatenated with layer 6 (stride 8), a 3 x 3 conv of
 128 and the linear head; the anchors are shared out equally, the smallest to the finest grid.
 
-``yolo-nano`` (the family default) is this table at half width on 128 x 128 inputs, trained on the
-built-in digits-on-photos set; ``yolov3-tiny`` is the published network at full width (COCO's 80
+``yolo-nano`` (the family default) is this table at half width with the third head, on 192 x 192
+inputs, trained on the built-in digits-on-photos set; ``yolov3-tiny`` is the published network at full width (COCO's 80
 classes, 416 x 416) for ``zoo weights import yolov3-tiny yolov3-tiny.weights``; ``yolov2-tiny``
 (``cfg/yolov2-tiny.cfg``) is layers 0-12 of the same table, a 3 x 3 conv of 512 and one head at
 stride 32 with five anchors and softmax classes, for ``yolov2-tiny.weights``.
@@ -347,16 +347,16 @@ def zoo_models() -> list[ModelSpec]:
             name="yolo-nano",
             family="yolo",
             task="object-detection",
-            summary="YOLOv3-tiny's layer table at half width, 128x128 input, 6 k-means anchors on 2 grids "
-                    "(4x4, 8x8); trained on handwritten digits placed on photographs",
+            summary="YOLOv3-tiny's layer table at half width with a third head at stride 8, 192x192 input, "
+                    "6 k-means anchors on 3 grids (6x6, 12x12, 24x24); trained on handwritten digits placed on photographs",
             paper=PAPER,
             builder="zoo.plugins.yolo:build_yolov3_tiny",
-            params=2_183_074,
-            default_config={"input_size": 128, "num_classes": 10, "width": 0.5, "strides": [32, 16],
+            params=2_238_818,
+            default_config={"input_size": 192, "num_classes": 10, "width": 0.5, "strides": [32, 16, 8],
                             "class_activation": "softmax",
                             "anchors": [[round(a / 416, 5) for a in wh] for wh in COCO_ANCHORS]},
             dataset="digits-on-photos",
-            input_shape=(3, 128, 128),
+            input_shape=(3, 192, 192),
             preprocessing=PREPROCESSING,
             labels=tuple(str(i) for i in range(10)),
             family_default=True,

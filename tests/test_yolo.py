@@ -469,3 +469,40 @@ def test_task_encodes_targets_through_the_letterbox():
     assert (y[0, 1:] == -1).all()
     x = task.encode_inputs([image], {"config": {"input_size": 64}})
     assert x.shape == (1, 3, 64, 64) and x[0, :, 0, 0].tolist() == [0.5] * 3 and x[0, :, 32, 32].tolist() == [0] * 3
+
+
+@pytest.mark.slow
+def test_shipped_yolo_nano_reaches_its_test_map_through_zoo_run(tmp_path, zoo):
+    """The shipped weights, exported and run through `zoo run` (onnxruntime, letterbox, decode,
+    NMS, boxes mapped back to image pixels) on the 400 held-out test images saved as PNG files,
+    score the mAP their manifest records, and reach the issue's target of 0.9 at IoU 0.5."""
+    from zoo import store
+    from zoo.plugins.detection_data import load_digits_on_photos
+
+    entry = store.find("yolo-nano")
+    assert entry is not None and entry.shipped, "yolo-nano weights must ship in weights/yolo-nano"
+    entry.verify()
+    recorded = entry.manifest["metrics"]
+    counts = entry.manifest["splits"]
+    # dev and test are the same images whatever the training size (tested above): skip drawing it
+    test = load_digits_on_photos(train=100, dev=counts["dev"], test=counts["test"]).test
+    folder = tmp_path / "test"
+    folder.mkdir()
+    for i, image in enumerate(test.inputs):
+        Image.fromarray(image).save(folder / f"{i:03d}.png")
+    env = {"ZOO_HOME": str(tmp_path / "home")}
+    assert zoo("export", "yolo-nano", "--onnx", env=env).returncode == 0
+    # the metric's thresholds: every detection down to 0.001 counts on the precision/recall curve
+    result = zoo("run", "yolo-nano", folder, "--json", "--conf", "0.001", "--iou", "0.6", "--batch-size", "32", env=env)
+    assert result.returncode == 0, result.stderr
+    found = {r["input"].rsplit("/", 1)[1]: r["detections"] for r in json.loads(result.stdout)["results"]}
+    detections = [{"boxes": np.array([d["box"] for d in found[f"{i:03d}.png"]]).reshape(-1, 4),
+                   "scores": np.array([d["score"] for d in found[f"{i:03d}.png"]]),
+                   "classes": np.array([d["class"] for d in found[f"{i:03d}.png"]], np.int64)}
+                  for i in range(len(test.inputs))]
+    truths = [{"boxes": np.asarray(t, np.float64)[:, 1:5], "classes": np.asarray(t)[:, 0].astype(np.int64)}
+              for t in test.targets]
+    scores = average_precision(detections, truths, 10)
+    assert abs(scores["map50"] - recorded["test_map50"]) < 0.01, (scores, recorded)
+    assert abs(scores["map"] - recorded["test_map"]) < 0.01, (scores, recorded)
+    assert scores["map50"] >= 0.9, scores
