@@ -40,8 +40,8 @@ through a 1 x 1 conv of 64, upsampled x2, concatenated with layer 6 (stride 8), 
 128 and the linear head; the anchors are shared out equally, the smallest to the finest grid.
 
 ``yolo-nano`` (the family default) is this table at half width with the third head, on 192 x 192
-inputs, trained on the built-in digits-on-photos set; ``yolov3-tiny`` is the published network at full width (COCO's 80
-classes, 416 x 416) for ``zoo weights import yolov3-tiny yolov3-tiny.weights``; ``yolov2-tiny``
+inputs, trained on the built-in digits-on-photos set; ``yolov3-tiny`` is the published network at
+full width (COCO's 80 classes, 416 x 416) for ``zoo weights import yolov3-tiny yolov3-tiny.weights``; ``yolov2-tiny``
 (``cfg/yolov2-tiny.cfg``) is layers 0-12 of the same table, a 3 x 3 conv of 512 and one head at
 stride 32 with five anchors and softmax classes, for ``yolov2-tiny.weights``.
 """
@@ -54,7 +54,7 @@ from importlib import resources
 from zoo.hookspecs import hookimpl
 from zoo.specs import DatasetSpec, ModelSpec, TaskOption, TaskSpec
 
-#: filters of layers 0, 2, 4, 6, 8, 10, 12, 13, 14, 18, 21 at width 1
+#: filters of layers 0, 2, 4, 6, 8, 10, 12, 13, 14, 18, 21 (and the third head's 25, 28) at width 1
 FILTERS = {"conv0": 16, "conv2": 32, "conv4": 64, "conv6": 128, "conv8": 256, "conv10": 512, "conv12": 1024,
            "conv13": 256, "conv14": 512, "conv18": 128, "conv21": 256, "conv25": 64, "conv28": 128}
 #: YOLOv3-tiny's COCO anchors (pixels at 416), from cfg/yolov3-tiny.cfg
@@ -103,7 +103,26 @@ def _module_classes():
             self.input_shape = (3, size, size)
             self.layout = head_layout(config)
             self.per_cell = [len(a) * (5 + int(config["num_classes"])) for _, a in self.layout]
-            self.width = {name: channels(config, name) for name in FILTERS}
+            self.width = c = {name: channels(config, name) for name in FILTERS}
+            self.conv0 = conv_bn(3, c["conv0"], 3)
+            self.conv2 = conv_bn(c["conv0"], c["conv2"], 3)
+            self.conv4 = conv_bn(c["conv2"], c["conv4"], 3)
+            self.conv6 = conv_bn(c["conv4"], c["conv6"], 3)
+            self.conv8 = conv_bn(c["conv6"], c["conv8"], 3)
+            self.conv10 = conv_bn(c["conv8"], c["conv10"], 3)
+            self.conv12 = conv_bn(c["conv10"], c["conv12"], 3)
+
+        def backbone(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            """Layers 0-12, shared by both tables: the outputs of layers 6 (stride 8), 8 (stride
+            16) and 12 (stride 32)."""
+            pool = F.max_pool2d
+            for layer in (self.conv0, self.conv2, self.conv4):
+                x = pool(layer(x), 2)
+            route6 = self.conv6(x)
+            route8 = self.conv8(pool(route6, 2))
+            # Darknet's 2/1 max pool after layer 10 keeps the size: pad right and bottom first
+            x = F.pad(self.conv10(pool(route8, 2)), (0, 1, 0, 1), mode="replicate")
+            return route6, route8, self.conv12(pool(x, 2, 1))
 
         def _rows(self, head: torch.Tensor, index: int) -> torch.Tensor:
             """(N, B(5+C), S, S) -> (N, S*S*B, 5+C), rows ordered by grid row, column, anchor."""
@@ -202,21 +221,14 @@ def _module_classes():
             super().__init__(config)
             if [int(v) for v in config["strides"]] not in ([32, 16], [32, 16, 8]):
                 raise ZooError(f"strides {config['strides']}: the network has heads at [32, 16] or [32, 16, 8]")
-            c, per_cell = self.width, self.per_cell
-            self.conv0 = conv_bn(3, c["conv0"], 3)
-            self.conv2 = conv_bn(c["conv0"], c["conv2"], 3)
-            self.conv4 = conv_bn(c["conv2"], c["conv4"], 3)
-            self.conv6 = conv_bn(c["conv4"], c["conv6"], 3)
-            self.conv8 = conv_bn(c["conv6"], c["conv8"], 3)
-            self.conv10 = conv_bn(c["conv8"], c["conv10"], 3)
-            self.conv12 = conv_bn(c["conv10"], c["conv12"], 3)
+            c, per_cell = self.width, self.per_cell  # layers 0-12 are built by Yolo
             self.conv13 = conv_bn(c["conv12"], c["conv13"], 1)
             self.conv14 = conv_bn(c["conv13"], c["conv14"], 3)
             self.conv15 = nn.Conv2d(c["conv14"], per_cell[0], 1)
             self.conv18 = conv_bn(c["conv13"], c["conv18"], 1)
             self.conv21 = conv_bn(c["conv18"] + c["conv8"], c["conv21"], 3)
             self.conv22 = nn.Conv2d(c["conv21"], per_cell[1], 1)
-            if len(self.layout) == 3:  # yolov3-tiny-3l: a third head at stride 8
+            if len(self.layout) == 3:  # a third head at stride 8
                 self.conv25 = conv_bn(c["conv21"], c["conv25"], 1)
                 self.conv28 = conv_bn(c["conv25"] + c["conv6"], c["conv28"], 3)
                 self.conv29 = nn.Conv2d(c["conv28"], per_cell[2], 1)
@@ -229,17 +241,8 @@ def _module_classes():
                 ([("conv25.0", "conv25.1"), ("conv28.0", "conv28.1"), ("conv29", None)] if len(self.layout) == 3 else [])
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            pool = F.max_pool2d
-            x = pool(self.conv0(x), 2)
-            x = pool(self.conv2(x), 2)
-            x = pool(self.conv4(x), 2)
-            route6 = self.conv6(x)
-            x = pool(route6, 2)
-            route8 = self.conv8(x)
-            x = pool(route8, 2)
-            x = F.pad(self.conv10(x), (0, 1, 0, 1), mode="replicate")  # Darknet's 2/1 max pool keeps the size
-            x = pool(x, 2, 1)
-            route13 = self.conv13(self.conv12(x))
+            route6, route8, x = self.backbone(x)
+            route13 = self.conv13(x)
             coarse = self.conv15(self.conv14(route13))
             up = F.interpolate(self.conv18(route13), scale_factor=2, mode="nearest")
             route21 = self.conv21(torch.cat([up, route8], 1))
@@ -259,13 +262,6 @@ def _module_classes():
             if [int(v) for v in config["strides"]] != [32]:
                 raise ZooError(f"strides {config['strides']}: YOLOv2-tiny has one head, at [32]")
             c = self.width
-            self.conv0 = conv_bn(3, c["conv0"], 3)
-            self.conv2 = conv_bn(c["conv0"], c["conv2"], 3)
-            self.conv4 = conv_bn(c["conv2"], c["conv4"], 3)
-            self.conv6 = conv_bn(c["conv4"], c["conv6"], 3)
-            self.conv8 = conv_bn(c["conv6"], c["conv8"], 3)
-            self.conv10 = conv_bn(c["conv8"], c["conv10"], 3)
-            self.conv12 = conv_bn(c["conv10"], c["conv12"], 3)
             self.conv13 = conv_bn(c["conv12"], c["conv14"], 3)  # 512 filters, as YOLOv3-tiny's layer 14
             self.conv14 = nn.Conv2d(c["conv14"], self.per_cell[0], 1)
 
@@ -274,11 +270,7 @@ def _module_classes():
                                                     "conv13")] + [("conv14", None)]
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            pool = F.max_pool2d
-            for layer in (self.conv0, self.conv2, self.conv4, self.conv6, self.conv8):
-                x = pool(layer(x), 2)
-            x = pool(F.pad(self.conv10(x), (0, 1, 0, 1), mode="replicate"), 2, 1)
-            return self._rows(self.conv14(self.conv13(self.conv12(x))), 0)
+            return self._rows(self.conv14(self.conv13(self.backbone(x)[2])), 0)
 
     return YoloV3Tiny, YoloV2Tiny
 
