@@ -332,6 +332,28 @@ PAPER = ("Redmon, Divvala, Girshick and Farhadi, You Only Look Once, CVPR 2016; 
 PREPROCESSING = {"mode": "RGB", "letterbox": True, "pad": 0.5, "scale": "pixel/255"}
 
 
+def _darknet_coco(name: str, summary: str, builder: str, params: int, config: dict) -> ModelSpec:
+    """A published Darknet network at full width: 416 x 416, COCO's 80 classes, weights imported
+    from its ``.weights`` file."""
+    return ModelSpec(
+        name=name,
+        family="yolo",
+        task="object-detection",
+        summary=f"{summary}; import the published {name}.weights with `zoo weights import`",
+        paper=PAPER,
+        builder=f"zoo.plugins.yolo:{builder}",
+        params=params,
+        default_config={"input_size": 416, "num_classes": 80, "width": 1.0, **config},
+        dataset="coco-json",
+        input_shape=(3, 416, 416),
+        preprocessing=PREPROCESSING,
+        labels=coco_names(),
+        train_defaults={"epochs": 100, "batch_size": 16, "optimizer": "adam", "lr": 1e-3,
+                        "augment": "zoo.plugins.yolo:augment_flip", "clip_grad": 10.0, "bench_batches": (1,)},
+        importers={".weights": "zoo.plugins.darknet:read_darknet"},
+    )
+
+
 @hookimpl
 def zoo_models() -> list[ModelSpec]:
     return [
@@ -357,46 +379,13 @@ def zoo_models() -> list[ModelSpec]:
                             "bench_batches": (1,)},
             importers={".weights": "zoo.plugins.darknet:read_darknet"},
         ),
-        ModelSpec(
-            name="yolov3-tiny",
-            family="yolo",
-            task="object-detection",
-            summary="YOLOv3-tiny (Darknet), 416x416, 80 COCO classes; import the published "
-                    "yolov3-tiny.weights with `zoo weights import`",
-            paper=PAPER,
-            builder="zoo.plugins.yolo:build_yolov3_tiny",
-            params=8_852_366,
-            default_config={"input_size": 416, "num_classes": 80, "width": 1.0, "strides": [32, 16],
-                            "class_activation": "sigmoid",
-                            "anchors": [[round(a / 416, 5) for a in wh] for wh in COCO_ANCHORS]},
-            dataset="coco-json",
-            input_shape=(3, 416, 416),
-            preprocessing=PREPROCESSING,
-            labels=coco_names(),
-            train_defaults={"epochs": 100, "batch_size": 16, "optimizer": "adam", "lr": 1e-3,
-                            "augment": "zoo.plugins.yolo:augment_flip", "clip_grad": 10.0, "bench_batches": (1,)},
-            importers={".weights": "zoo.plugins.darknet:read_darknet"},
-        ),
-        ModelSpec(
-            name="yolov2-tiny",
-            family="yolo",
-            task="object-detection",
-            summary="YOLOv2-tiny (Darknet), 416x416, one 13x13 grid with 5 anchors, 80 COCO classes; import the "
-                    "published yolov2-tiny.weights with `zoo weights import`",
-            paper=PAPER,
-            builder="zoo.plugins.yolo:build_yolov2_tiny",
-            params=11_232_057,
-            default_config={"input_size": 416, "num_classes": 80, "width": 1.0, "strides": [32],
-                            "class_activation": "softmax",
-                            "anchors": [[round(a / 13, 5) for a in wh] for wh in COCO_V2_ANCHORS]},
-            dataset="coco-json",
-            input_shape=(3, 416, 416),
-            preprocessing=PREPROCESSING,
-            labels=coco_names(),
-            train_defaults={"epochs": 100, "batch_size": 16, "optimizer": "adam", "lr": 1e-3,
-                            "augment": "zoo.plugins.yolo:augment_flip", "clip_grad": 10.0, "bench_batches": (1,)},
-            importers={".weights": "zoo.plugins.darknet:read_darknet"},
-        ),
+        _darknet_coco("yolov3-tiny", "YOLOv3-tiny (Darknet), 416x416, 80 COCO classes", "build_yolov3_tiny",
+                      8_852_366, {"strides": [32, 16], "class_activation": "sigmoid",
+                                  "anchors": [[round(a / 416, 5) for a in wh] for wh in COCO_ANCHORS]}),
+        _darknet_coco("yolov2-tiny", "YOLOv2-tiny (Darknet), 416x416, one 13x13 grid with 5 anchors, 80 COCO classes",
+                      "build_yolov2_tiny", 11_232_057,
+                      {"strides": [32], "class_activation": "softmax",
+                       "anchors": [[round(a / 13, 5) for a in wh] for wh in COCO_V2_ANCHORS]}),
     ]
 
 
