@@ -249,6 +249,9 @@ def evaluate(module, task, loss_fn, x, y, batch_size, device, meta) -> dict[str,
 
 
 def train(name: str, opts: TrainOptions) -> TrainResult:
+    own = registry().model(name)
+    if own.trainer:  # a family with its own loop (ModelSpec.trainer) returns the same TrainResult
+        return load_object(own.trainer)(own, opts)
     reg = registry()
     spec = reg.model(name)
     opts = opts.resolved(spec)

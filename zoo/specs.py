@@ -49,6 +49,9 @@ class ModelSpec:
     #: weights-file converters by file suffix (".weights": "pkg.mod:read_darknet"), called as
     #: ``converter(spec, module, path) -> state_dict``; .safetensors/.pt/.pth need none
     importers: Mapping[str, str] = field(default_factory=dict)
+    #: optional import string of a family's own training loop, called as ``trainer(spec, opts)`` and
+    #: returning a ``zoo.engine.TrainResult`` (word vectors: corpus streams, not per-sample batches)
+    trainer: str = ""
 
     def validate(self) -> None:
         for attr in ("name", "family", "task"):
