@@ -5,6 +5,11 @@ fails to import, raises in a hook or returns something invalid is recorded (``zo
 shows it) and every other plugin keeps working; ``ZOO_STRICT_PLUGINS=1`` turns those records
 into errors for plugin authors. ``ZOO_LOAD_PLUGINS`` (comma list; empty = built-ins only)
 limits which third-party plugins load.
+
+Names are claims: a model name, an alias, a family and a family's default member belong to the
+plugin that registered them first (built-ins load first), and a later claim on any of them is
+refused with a message naming both plugins. A task's ``zoo run`` options are checked against the
+command's own flags, against the types zoo knows and against the same option of other tasks.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import difflib
 import os
 import traceback
+from pathlib import Path
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import entry_points
@@ -24,6 +30,11 @@ from zoo.specs import DatasetSpec, ExporterSpec, ModelSpec, TaskSpec
 
 GROUP = "zoo.plugins"
 BUILTIN_DIST = "zoo"
+#: the flags ``zoo run`` itself owns; a task option may not take one of them
+RUN_FLAGS = frozenset({"provider", "json", "help", "debug", "version"})
+OPTION_TYPES = frozenset({"int", "float", "str", "path", "flag"})
+_CORE_DIR = Path(__file__).resolve().parent
+_HINT = "start with ZOO_LOAD_PLUGINS= (built-ins only) to work without it"
 
 _KINDS = {
     "zoo_models": ("model", ModelSpec),
@@ -109,18 +120,71 @@ class Registry:
         item.validate()
         table = getattr(self, kind + "s")
         if item.name in table:
-            other = self.owner[(kind, item.name)]
-            raise PluginError(
-                f"{kind} {item.name!r} is claimed by both plugin {other!r} and plugin {info.name!r}; "
-                f"keeping {other!r}'s"
-            )
+            raise PluginError(self._clash(kind, item.name, self.owner[(kind, item.name)], info.name))
+        if isinstance(item, ModelSpec):
+            self._check_model_claims(info, item)
+        if isinstance(item, TaskSpec):
+            self._check_task_options(item)
         table[item.name] = item
         self.owner[(kind, item.name)] = info.name
         info.provides.setdefault(kind, []).append(item.name)
 
+    @staticmethod
+    def _clash(what: str, name: str, first: str, second: str) -> str:
+        return f"{what} {name!r} is claimed by both plugin {first!r} and plugin {second!r}; keeping {first!r}'s"
+
+    def _check_model_claims(self, info: PluginInfo, spec: ModelSpec) -> None:
+        """Model names, aliases and families are one namespace, since ``zoo run NAME`` resolves
+        all three; a family's default member is a claim of its own."""
+        families = {s.family: self.owner[("model", s.name)] for s in self.models.values()}
+        aliases = {a: self.owner[("model", s.name)] for s in self.models.values() for a in s.aliases}
+        if spec.name in aliases:
+            raise PluginError(self._clash("name", spec.name, aliases[spec.name], info.name) + " (it is an alias)")
+        if spec.name != spec.family and families.get(spec.name, info.name) != info.name:
+            raise PluginError(self._clash("name", spec.name, families[spec.name], info.name) + " (it is a family)")
+        for alias in spec.aliases:
+            for table, what in ((self.models, "a model"), (aliases, "an alias"), (families, "a family")):
+                if alias in table:
+                    first = self.owner[("model", alias)] if table is self.models else table[alias]
+                    raise PluginError(self._clash("alias", alias, first, info.name) + f" (it is {what})")
+        if spec.family_default:
+            default = next((s for s in self.models.values() if s.family == spec.family and s.family_default), None)
+            if default is not None:
+                raise PluginError(f"family {spec.family!r} already has a default member {default.name!r} "
+                                  f"(plugin {self.owner[('model', default.name)]!r}); {spec.name!r} of plugin "
+                                  f"{info.name!r} cannot be a second")
+
+    def _check_task_options(self, task: TaskSpec) -> None:
+        for option in task.options:
+            if not isinstance(option.name, str) or not option.name:
+                raise PluginError(f"task {task.name!r}: option name {option.name!r} is not valid")
+            if option.name in RUN_FLAGS:
+                raise PluginError(f"task {task.name!r}: option --{option.name} is a flag of `zoo run` itself; "
+                                  f"choose another name")
+            if option.type not in OPTION_TYPES:
+                raise PluginError(f"task {task.name!r}: option --{option.name} has unknown type {option.type!r}; "
+                                  f"known: {', '.join(sorted(OPTION_TYPES))}")
+            for other in self.tasks.values():
+                for theirs in other.options:
+                    if theirs.name == option.name and theirs.type != option.type:
+                        raise PluginError(f"task {task.name!r}: option --{option.name} is {option.type!r} but task "
+                                          f"{other.name!r} (plugin {self.owner[('task', other.name)]!r}) declares it "
+                                          f"{theirs.type!r}")
+
+    def _check_tasks_exist(self) -> None:
+        """A model whose task no plugin provides could never run: refuse it now."""
+        for name, spec in list(self.models.items()):
+            if spec.task not in self.tasks:
+                owner = self.owner.pop(("model", name))
+                del self.models[name]
+                info = self.plugins[owner]
+                info.provides["model"].remove(name)
+                info.errors.append(f"model {name!r} needs task {spec.task!r}, which no plugin provides; "
+                                   f"installed tasks: {', '.join(sorted(self.tasks))}")
+
 
 def _strict() -> bool:
-    return os.environ.get("ZOO_STRICT_PLUGINS", "") not in ("", "0", "false", "no")
+    return os.environ.get("ZOO_STRICT_PLUGINS", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def _selected(name: str, builtin: bool) -> bool:
@@ -130,19 +194,47 @@ def _selected(name: str, builtin: bool) -> bool:
     return name in {w.strip() for w in wanted.split(",") if w.strip()}
 
 
+def _own_frame(filename: str) -> bool:
+    """A frame of the plugin's code, not of zoo's core, pluggy or the import machinery."""
+    if filename.startswith("<") or f"{os.sep}pluggy{os.sep}" in filename or f"{os.sep}importlib{os.sep}" in filename:
+        return False
+    return Path(filename).resolve().parent != _CORE_DIR
+
+
 def _describe(exc: BaseException) -> str:
-    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-    where = f" ({os.path.basename(last[0].filename)}:{last[0].lineno})" if last else ""
+    """The error and the place in the plugin's own file that raised it."""
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    own = [f for f in frames if _own_frame(f.filename)]
+    last = (own or frames)[-1:]
+    where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def load_registry() -> Registry:
-    """Load every selected plugin once, isolating failures plugin by plugin."""
+def _defined_at(function) -> str:
+    code = getattr(function, "__code__", None)
+    return f" (returned by {code.co_filename}:{code.co_firstlineno})" if code else ""
+
+
+def _misspelt_hooks(plugin) -> list[str]:
+    """Functions marked ``@zoo.hookimpl`` whose name is no hook: pluggy would ignore them."""
+    marker = f"{hookspecs.PROJECT}_impl"
+    return sorted(name for name in dir(plugin)
+                  if hasattr(getattr(plugin, name, None), marker) and not hasattr(hookspecs, name))
+
+
+def load_registry(strict: bool | None = None) -> Registry:
+    """Load every selected plugin once, isolating failures plugin by plugin. ``strict`` (default:
+    ``ZOO_STRICT_PLUGINS``) turns the first plugin error into a PluginError."""
     reg = Registry()
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    strict = _strict()
+    strict = _strict() if strict is None else strict
     seen: set[tuple[str, str]] = set()
+
+    def record(info: PluginInfo, message: str, exc: BaseException | None = None) -> None:
+        info.errors.append(message)
+        if strict:
+            raise PluginError(f"plugin {info.name!r}: {message}") from exc
 
     # Built-ins first so that a third party cannot shadow them by load order.
     eps = sorted(
@@ -168,11 +260,12 @@ def load_registry() -> Registry:
                 raise PluginError(f"needs zoo plugin API version {wanted}, this zoo {zoo_version} has "
                                   f"{hookspecs.API_VERSION}; upgrade zoo")
             pm.register(plugin, name=name)
-        except Exception as exc:  # a broken plugin must not take the others down
-            info.errors.append(f"failed to load: {_describe(exc)}")
-            if strict:
-                raise PluginError(f"plugin {name!r} failed to load: {_describe(exc)}") from exc
+        except BaseException as exc:  # sys.exit() or KeyboardInterrupt at import must not stop zoo either
+            hint = "" if builtin else f"; {_HINT}"
+            record(info, f"failed to load: {_describe(exc)}{hint}", exc)
             continue
+        for hook in _misspelt_hooks(plugin):
+            record(info, f"{hook} is marked @zoo.hookimpl but is not a zoo hook (known: {', '.join(_KINDS)})")
 
     for hook in _KINDS:
         for impl in getattr(pm.hook, hook).get_hookimpls():
@@ -181,21 +274,22 @@ def load_registry() -> Registry:
                 items = impl.function()
                 if not isinstance(items, (list, tuple)):
                     raise PluginError(f"{hook} must return a list, got {type(items).__name__}")
-            except Exception as exc:
-                info.errors.append(f"{hook} raised {_describe(exc)}")
-                if strict:
-                    raise PluginError(f"plugin {info.name!r}: {hook} raised {_describe(exc)}") from exc
+            except BaseException as exc:
+                hint = "" if info.builtin else f"; {_HINT}"
+                record(info, f"{hook} raised {_describe(exc)}{hint}", exc)
                 continue
             for item in items:
                 try:
                     reg._add(info, hook, item)
-                except (PluginError, ValueError) as exc:
-                    info.errors.append(f"{hook}: {exc}")
-                    if strict:
-                        raise PluginError(f"plugin {info.name!r}: {hook}: {exc}") from exc
+                except Exception as exc:  # a spec that cannot even be validated is refused like an invalid one
+                    message = str(exc) if isinstance(exc, (PluginError, ValueError)) else _describe(exc)
+                    record(info, f"{hook}: {message}{_defined_at(impl.function)}", exc)
+    reg._check_tasks_exist()
+    if strict and reg.errors():
+        raise PluginError(reg.errors()[0])
     return reg
 
 
-@lru_cache(maxsize=1)
-def registry() -> Registry:
-    return load_registry()
+@lru_cache(maxsize=2)
+def registry(strict: bool | None = None) -> Registry:
+    return load_registry(strict)
