@@ -120,9 +120,9 @@ def test_exported_graphs_decode_like_pytorch(trained, monkeypatch):
     for (ids_o, att_o), (ids_t, att_t) in zip(ort_out, torch_out):
         assert ids_o == ids_t
         np.testing.assert_allclose(att_o, att_t, atol=1e-5)
-    beam_o = beam_search(Decoder.from_artifact(artifact), src[:1], 11, 3, 0.7)
-    beam_t = beam_search(_torch_decoder(model), src[:1], 11, 3, 0.7)
-    assert beam_o[0] == beam_t[0]
+    beam_o = beam_search(Decoder.from_artifact(artifact), src, 11, 3, 0.7)
+    beam_t = beam_search(_torch_decoder(model), src, 11, 3, 0.7)
+    assert [ids for ids, _ in beam_o] == [ids for ids, _ in beam_t]
 
 
 def _table_decoder() -> Decoder:
@@ -151,9 +151,39 @@ def test_greedy_and_beam_search_on_a_known_table():
     src = np.ones((1, 1), np.int64)
     ids, attention = greedy(_table_decoder(), src, 5)[0]
     assert ids == [3, 5] and attention.shape == (3, 1)  # A C, then </s>
-    assert beam_search(_table_decoder(), src, 5, 1, 0.7)[0] == [3, 5]  # beam 1 is greedy
-    best, history = beam_search(_table_decoder(), src, 5, 2, 0.7)
+    assert beam_search(_table_decoder(), src, 5, 1, 0.7)[0][0] == [3, 5]  # beam 1 is greedy
+    ((best, history),) = beam_search(_table_decoder(), src, 5, 2, 0.7)
     assert best == [4] and history.shape == (2, 1)  # B </s>
+
+
+def _random_decoder(vocab: int = 9, hidden: int = 6, seed: int = 1) -> Decoder:
+    """A decoder whose next-token distribution depends on the input (through the annotations),
+    the state and the previous token, so that inputs in one batch would disturb each other if
+    rows were mixed up; with these seeds, the inputs end at different lengths."""
+    rng = np.random.default_rng(seed)
+    w_tok, w_state, w_out, w_in = (rng.normal(size=shape) for shape in
+                                   ((vocab, hidden), (hidden, hidden), (hidden, vocab), (1, hidden)))
+
+    def enc(src):
+        ann = np.tanh(src[:, :, None] / 10.0 * w_in[None]).astype(np.float32)
+        return ann, ann, np.ones(src.shape, np.float32), ann.mean(1)
+
+    def step(tok, state, ann, keys, mask):
+        state = np.tanh(state @ w_state + w_tok[tok] + 3 * ann.mean(1))
+        return 2 * state @ w_out, state, np.full(ann.shape[:2], 1 / ann.shape[1], np.float32)
+
+    return Decoder(enc, step)
+
+
+@pytest.mark.parametrize("beam", [2, 5])
+def test_batched_beam_search_gives_each_input_what_it_gets_alone(beam):
+    src = np.random.default_rng(1).integers(1, 20, size=(7, 6))
+    together = beam_search(_random_decoder(), src, 12, beam, 0.7)
+    alone = [beam_search(_random_decoder(), src[i: i + 1], 12, beam, 0.7)[0] for i in range(len(src))]
+    assert [ids for ids, _ in together] == [ids for ids, _ in alone]
+    assert len({len(ids) for ids, _ in together}) > 1  # the inputs really differ, and end at different steps
+    for (_, a), (_, b) in zip(together, alone):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_edit_distance_and_evaluation_metrics():

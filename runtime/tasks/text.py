@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from zoo.errors import ZooError
+from zoo.runtime.results import GenerationResult, TranslationResult
 from zoo.runtime.tasks import Task
 
 PAD, SOS, EOS = 0, 1, 2  # target ids; the source vocabulary also starts with <pad> (0)
@@ -98,6 +99,7 @@ def generate(step: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarr
 
 class TextGeneration(Task):
     name = "text-generation"
+    result_type = GenerationResult
     primary_metric = "bpc"
     higher_is_better = False
 
@@ -204,43 +206,68 @@ def greedy(decoder: Decoder, src: np.ndarray, max_len: int) -> list[tuple[list[i
 
 
 def beam_search(decoder: Decoder, src: np.ndarray, max_len: int, beam: int,
-                alpha: float) -> tuple[list[int], np.ndarray]:
-    """Beam search for one input (``src`` of shape (1, T)): keep the ``beam`` best partial outputs
-    by summed log-probability; a finished hypothesis is scored by log P / length**alpha (the
-    seed's length normalisation), and the best finished one wins. The search stops at
-    ``max_len`` or once ``beam`` hypotheses have ended and the best of them scores at least as
-    well as every open one would if it ended now."""
+                alpha: float) -> list[tuple[list[int], np.ndarray]]:
+    """Beam search for a batch of inputs (``src`` of shape (B, T)): each input keeps the ``beam``
+    best partial outputs by summed log-probability; a finished hypothesis is scored by
+    log P / length**alpha (the seed's length normalisation), and the best finished one wins. An
+    input's search stops at ``max_len`` or once ``beam`` hypotheses have ended and the best of
+    them scores at least as well as every open one would if it ended now.
+
+    Every open hypothesis of every unfinished input goes through one decoder call per step
+    (inputs x beams rows); inputs that are done drop out, so each input's result is the one it
+    would get searched on its own."""
     ann, keys, mask, state = decoder.encoder(src)
-    hyps: list[tuple[list[int], float, np.ndarray]] = [([], 0.0, np.zeros((0, src.shape[1]), np.float32))]
-    states = state
-    finished: list[tuple[float, list[int], np.ndarray]] = []
-    for t in range(max_len):
-        n = len(hyps)
-        tokens = np.asarray([h[0][-1] if h[0] else SOS for h in hyps], np.int64)
-        logp, new_states, att = decoder.step(tokens, states, np.repeat(ann, n, 0), np.repeat(keys, n, 0),
-                                             np.repeat(mask, n, 0))
-        totals = np.asarray([h[1] for h in hyps])[:, None] + logp
-        order = np.argsort(-totals, axis=None, kind="stable")[: 2 * beam]
-        keep, rows = [], []
-        for flat in order:
-            i, tok = divmod(int(flat), logp.shape[1])
-            seq, score = hyps[i][0] + [tok], float(totals[i, tok])
-            history = np.concatenate([hyps[i][2], att[i: i + 1]])
-            if tok == EOS:
-                finished.append((score / (len(seq) ** alpha), seq[:-1], history))
-            elif len(keep) < beam:
-                keep.append((seq, score, history))
-                rows.append(i)
-            if len(keep) == beam and len(finished) >= beam:
-                break
-        best_open = max((s / ((len(q) + 1) ** alpha) for q, s, _ in keep), default=-np.inf)
-        if not keep or (len(finished) >= beam and max(f[0] for f in finished) >= best_open):
+    empty = np.zeros((0, src.shape[1]), np.float32)
+    hyps: list[list[tuple[list[int], float, np.ndarray]]] = [[([], 0.0, empty)] for _ in range(len(src))]
+    finished: list[list[tuple[float, list[int], np.ndarray]]] = [[] for _ in range(len(src))]
+    active, states = list(range(len(src))), state
+    for _ in range(max_len):
+        if not active:
             break
-        hyps, states = keep, new_states[rows]
-    if not finished:  # nothing ended within max_len: take the best open hypothesis
-        finished = [(s / (len(q) ** alpha), q, h) for q, s, h in hyps]
-    _, seq, history = max(finished, key=lambda f: f[0])
-    return seq, history
+        owner = np.asarray([b for b in active for _ in hyps[b]])
+        tokens = np.asarray([h[0][-1] if h[0] else SOS for b in active for h in hyps[b]], np.int64)
+        logp, new_states, att = decoder.step(tokens, states, ann[owner], keys[owner], mask[owner])
+        first, rows, still = 0, [], []
+        for b in active:
+            n = len(hyps[b])
+            keep, kept = _extend(hyps[b], logp[first: first + n], att[first: first + n], beam, alpha, finished[b])
+            best_open = max((s / ((len(q) + 1) ** alpha) for q, s, _ in keep), default=-np.inf)
+            done = not keep or (len(finished[b]) >= beam and max(f[0] for f in finished[b]) >= best_open)
+            if not done:
+                hyps[b] = keep
+                rows += [first + i for i in kept]
+                still.append(b)
+            first += n
+        active, states = still, new_states[rows]
+    results = []
+    for b in range(len(src)):
+        # nothing ended within max_len: take the best open hypothesis
+        ended = finished[b] or [(s / (len(q) ** alpha), q, h) for q, s, h in hyps[b]]
+        _, seq, history = max(ended, key=lambda f: f[0])
+        results.append((seq, history))
+    return results
+
+
+def _extend(hyps, logp: np.ndarray, att: np.ndarray, beam: int, alpha: float,
+            finished: list) -> tuple[list, list[int]]:
+    """One input's step: the best 2 x beam continuations of its hypotheses; those that end go to
+    ``finished`` (scored with length normalisation), the best ``beam`` others stay open. Returns
+    the open ones and the rows (hypotheses) each continues."""
+    totals = np.asarray([h[1] for h in hyps])[:, None] + logp
+    order = np.argsort(-totals, axis=None, kind="stable")[: 2 * beam]
+    keep, rows = [], []
+    for flat in order:
+        i, tok = divmod(int(flat), logp.shape[1])
+        seq, score = hyps[i][0] + [tok], float(totals[i, tok])
+        history = np.concatenate([hyps[i][2], att[i: i + 1]])
+        if tok == EOS:
+            finished.append((score / (len(seq) ** alpha), seq[:-1], history))
+        elif len(keep) < beam:
+            keep.append((seq, score, history))
+            rows.append(i)
+        if len(keep) == beam and len(finished) >= beam:
+            break
+    return keep, rows
 
 
 def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
@@ -254,6 +281,7 @@ def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
 
 class Translation(Task):
     name = "translation"
+    result_type = TranslationResult
     primary_metric = "token_accuracy"
 
     @staticmethod
@@ -297,11 +325,10 @@ class Translation(Task):
         vocab, unit, max_len = meta["tgt_vocab"], meta["target_unit"], meta["config"]["max_tgt_len"]
         decoder = Decoder.from_artifact(artifact)
         decoded: list[tuple[list[int], np.ndarray]] = []
-        if beam <= 1:
-            for start in range(0, len(src), batch_size):
-                decoded += greedy(decoder, src[start: start + batch_size], max_len)
-        else:
-            decoded = [beam_search(decoder, src[i: i + 1], max_len, beam, alpha) for i in range(len(src))]
+        for start in range(0, len(src), batch_size):
+            chunk = src[start: start + batch_size]
+            decoded += greedy(decoder, chunk, max_len) if beam <= 1 else beam_search(decoder, chunk, max_len, beam,
+                                                                                       alpha)
         results = []
         for ids, att in decoded:
             tokens = [vocab[i] for i in ids]
