@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -15,8 +17,46 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 
 
-def load_image(path: str | Path, mode: str = "RGB") -> Image.Image:
+@dataclass(frozen=True)
+class ImageInput:
+    """An image handed over in memory (the Python API takes PIL images and uint8 arrays) where a
+    task expects a path: it has the path attributes results use (``name``, ``stem``)."""
+
+    image: Image.Image
+    name: str
+
+    @property
+    def stem(self) -> str:
+        return self.name
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def in_memory(item: Any, number: int) -> ImageInput:
+    """A PIL image or a uint8 array (H x W, or H x W x 1/3/4) as an ``ImageInput``."""
+    name = f"<image {number}>"
+    if isinstance(item, Image.Image):
+        image = item
+    else:
+        array = np.asarray(item)
+        if array.dtype != np.uint8:
+            raise ZooError(f"{name}: an image array must be uint8 (0-255), got {array.dtype}; "
+                           "convert it with (x * 255).clip(0, 255).astype('uint8') if it holds 0-1 floats")
+        if array.ndim == 3 and array.shape[2] == 1:
+            array = array[:, :, 0]
+        if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)) or 0 in array.shape:
+            raise ZooError(f"{name}: an image array must be H x W or H x W x 3/4, got shape {array.shape}")
+        image = Image.fromarray(np.ascontiguousarray(array))
+    if image.width * image.height > MAX_PIXELS:
+        raise ZooError(f"{name}: {image.width}x{image.height} pixels exceeds the limit of {MAX_PIXELS}")
+    return ImageInput(image, name)
+
+
+def load_image(path: str | Path | ImageInput, mode: str = "RGB") -> Image.Image:
     """Open, fully decode, apply EXIF orientation and convert to ``mode``."""
+    if isinstance(path, ImageInput):
+        return path.image.convert(mode)
     path = Path(path)
     if not path.is_file():
         raise ZooError(f"{path}: no such file")
@@ -44,10 +84,14 @@ def load_image(path: str | Path, mode: str = "RGB") -> Image.Image:
         raise ZooError(f"{path}: unreadable or truncated image ({exc})") from exc
 
 
-def collect_images(inputs: list[str]) -> list[Path]:
-    """Expand directories (sorted, one level) into their image files."""
-    found: list[Path] = []
-    for item in inputs:
+def collect_images(inputs: Sequence[Any]) -> list[Path | ImageInput]:
+    """Expand directories (sorted, one level) into their image files; PIL images and arrays
+    given in memory pass through as ``ImageInput``."""
+    found: list[Path | ImageInput] = []
+    for number, item in enumerate(inputs):
+        if isinstance(item, (Image.Image, np.ndarray)):
+            found.append(in_memory(item, number))
+            continue
         path = Path(item)
         if path.is_dir():
             images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

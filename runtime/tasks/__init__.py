@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from zoo.hookspecs import hookimpl
+from zoo.runtime.results import Result
 from zoo.specs import TaskOption, TaskSpec
 
 
@@ -19,6 +20,8 @@ class Task:
     #: the metric (a key of ``metric()``'s result) that early stopping and model choice follow
     primary_metric = "accuracy"
     higher_is_better = True
+    #: what the Python API wraps each of ``run``'s result dicts in (``zoo.runtime.results``)
+    result_type: type = Result
 
     def encode_inputs(self, raw: Sequence[Any], meta: dict[str, Any]) -> np.ndarray:
         """Raw samples (images as uint8 arrays, strings, ...) -> the network's input array."""

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from zoo.runtime.images import collect_images, load_image, to_array
+from zoo.runtime.results import ClassificationResult
 from zoo.runtime.tasks import Task
 
 
@@ -96,6 +97,7 @@ def top_k(probs: np.ndarray, k: int, labels: Sequence[str]) -> list[list[dict[st
 
 class ImageClassification(Task):
     name = "image-classification"
+    result_type = ClassificationResult
     primary_metric = "accuracy"
 
     def encode_inputs(self, raw: Sequence[np.ndarray], meta: dict[str, Any]) -> np.ndarray:

@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 from zoo.errors import ZooError
 from zoo.runtime.boxes import Letterbox, batched_nms, iou
 from zoo.runtime.images import collect_images, load_image, to_array
+from zoo.runtime.results import DetectionResult
 from zoo.runtime.tasks import Task
 
 #: boxes per image in the padded target array (COCO evaluates at most 100 detections per image)
@@ -195,6 +196,7 @@ def truths_from_targets(targets: np.ndarray) -> list[dict[str, np.ndarray]]:
 # -- the task ----------------------------------------------------------------------------------
 class ObjectDetection(Task):
     name = "object-detection"
+    result_type = DetectionResult
     primary_metric = "map50"
     #: thresholds for the metric: low confidence so that the whole precision/recall curve counts
     metric_conf, metric_iou = 0.001, 0.6
