@@ -65,22 +65,44 @@ def check_artifact(artifact: Artifact) -> None:
 
 
 # -- pixels ------------------------------------------------------------------------------------
-def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(H, W, C) -> (height, width, C) float64: each output pixel is the mean of the source pixels
-    ``[floor(i H / height), ceil((i + 1) H / height))`` (and likewise across), summed from an
-    integral image so that large images cost one pass."""
+def integral_image(image: np.ndarray) -> np.ndarray:
+    """(H, W, C) -> (H + 1, W + 1, C) float64 table of sums over ``image[:y, :x]``: any
+    rectangle's sum in four look-ups, so the whole pyramid and every crop cost one pass."""
     h, w = image.shape[:2]
-    integral = np.zeros((h + 1, w + 1, image.shape[2]), np.float64)
-    integral[1:, 1:] = np.asarray(image, np.float64).cumsum(0).cumsum(1)
+    table = np.zeros((h + 1, w + 1, image.shape[2]), np.float64)
+    table[1:, 1:] = np.asarray(image, np.float64).cumsum(0).cumsum(1)
+    return table
 
-    def spans(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
-        i = np.arange(out)
-        return (i * size) // out, -((-(i + 1) * size) // out)
 
-    y0, y1 = spans(h, height)
-    x0, x1 = spans(w, width)
-    total = (integral[y1][:, x1] - integral[y0][:, x1] - integral[y1][:, x0] + integral[y0][:, x0])
-    return total / ((y1 - y0)[:, None, None] * (x1 - x0)[None, :, None])
+def _spans(start: np.ndarray, size: np.ndarray, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Output pixel i of a window of ``size`` source pixels from ``start`` averages the source
+    pixels ``[floor(i size / out), ceil((i + 1) size / out))``: (N,) -> two (N, out) arrays."""
+    i = np.arange(out)
+    size = np.asarray(size, np.int64)[:, None]
+    start = np.asarray(start, np.int64)[:, None]
+    return start + (i * size) // out, start - ((-(i + 1) * size) // out)
+
+
+def window_means(table: np.ndarray, top: np.ndarray, left: np.ndarray, height: np.ndarray, width: np.ndarray,
+                 out_h: int, out_w: int) -> np.ndarray:
+    """Area-resize N windows of the image behind ``table`` to (out_h, out_w) -> (N, out_h, out_w, C).
+    A window may reach past the image: the pixels outside count as zeros (the authors' padding)."""
+    h, w = table.shape[0] - 1, table.shape[1] - 1
+    y0, y1 = _spans(top, height, out_h)
+    x0, x1 = _spans(left, width, out_w)
+    cy0, cy1 = np.clip(y0, 0, h)[:, :, None], np.clip(y1, 0, h)[:, :, None]
+    cx0, cx1 = np.clip(x0, 0, w)[:, None, :], np.clip(x1, 0, w)[:, None, :]
+    total = table[cy1, cx1] - table[cy0, cx1] - table[cy1, cx0] + table[cy0, cx0]
+    count = (y1 - y0)[:, :, None] * (x1 - x0)[:, None, :]
+    return total / count[..., None]
+
+
+def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H, W, C) -> (height, width, C) float64 by area interpolation (each output pixel the mean
+    of the source pixels it covers, as the reference implementations resize)."""
+    h, w = image.shape[:2]
+    one = np.zeros(1, np.int64)
+    return window_means(integral_image(image), one, one, one + h, one + w, height, width)[0]
 
 
 def to_input(pixels: np.ndarray) -> np.ndarray:
@@ -100,20 +122,13 @@ def pyramid_scales(height: int, width: int, min_face: int, factor: float) -> lis
     return scales
 
 
-def crops(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
-    """Each box (truncated to whole pixels, corners 1-based) cut out with zeros outside the
-    image and resized to size x size -> (N, size, size, 3)."""
-    h, w = image.shape[:2]
-    out = np.zeros((len(boxes), size, size, 3), np.float64)
-    for k, (x1, y1, x2, y2) in enumerate(np.trunc(boxes[:, :4]).astype(np.int64)):
-        bw, bh = max(int(x2 - x1 + 1), 1), max(int(y2 - y1 + 1), 1)
-        canvas = np.zeros((bh, bw, 3), np.float64)
-        sx0, sy0 = max(x1 - 1, 0), max(y1 - 1, 0)
-        sx1, sy1 = min(x1 - 1 + bw, w), min(y1 - 1 + bh, h)
-        if sx1 > sx0 and sy1 > sy0:
-            canvas[sy0 - (y1 - 1): sy1 - (y1 - 1), sx0 - (x1 - 1): sx1 - (x1 - 1)] = image[sy0:sy1, sx0:sx1]
-        out[k] = area_resize(canvas, size, size)
-    return out
+def crops(table: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """Each box, truncated to whole pixels (corners 1-based, both included), cut out with zeros
+    outside the image and resized to size x size -> (N, size, size, 3)."""
+    corners = np.trunc(boxes[:, :4]).astype(np.int64)
+    width = np.maximum(corners[:, 2] - corners[:, 0] + 1, 1)
+    height = np.maximum(corners[:, 3] - corners[:, 1] + 1, 1)
+    return window_means(table, corners[:, 1] - 1, corners[:, 0] - 1, height, width, size, size)
 
 
 # -- boxes -------------------------------------------------------------------------------------
@@ -161,17 +176,24 @@ def square(boxes: np.ndarray) -> np.ndarray:
 # -- the cascade -------------------------------------------------------------------------------
 def _run(artifact: Artifact, net: str, x: np.ndarray, outputs: Sequence[str]) -> list[np.ndarray]:
     session = artifact.session(net)
-    feed = session.get_inputs()[0].name
-    parts = [session.run(list(outputs), {feed: x[i: i + CROP_BATCH]}) for i in range(0, len(x), CROP_BATCH)]
-    return [np.concatenate([p[k] for p in parts]).astype(np.float64) for k in range(len(outputs))]
+    return [o.astype(np.float64) for o in session.run(list(outputs), {session.get_inputs()[0].name: x})]
 
 
-def propose(artifact: Artifact, image: np.ndarray, min_face: int, threshold: float, factor: float) -> np.ndarray:
+def _run_crops(artifact: Artifact, net: str, table: np.ndarray, boxes: np.ndarray, size: int,
+               outputs: Sequence[str]) -> list[np.ndarray]:
+    """The net on every box's crop, CROP_BATCH crops at a time."""
+    parts = [_run(artifact, net, to_input(crops(table, boxes[i: i + CROP_BATCH], size)), outputs)
+             for i in range(0, len(boxes), CROP_BATCH)]
+    return [np.concatenate([p[k] for p in parts]) for k in range(len(outputs))]
+
+
+def propose(artifact: Artifact, table: np.ndarray, min_face: int, threshold: float, factor: float) -> np.ndarray:
     """Stage 1 -> (N, 5) boxes x1 y1 x2 y2 score, regressed and squared."""
-    h, w = image.shape[:2]
+    h, w = table.shape[0] - 1, table.shape[1] - 1
     found = []
+    one = np.zeros(1, np.int64)
     for scale in pyramid_scales(h, w, min_face, factor):
-        level = area_resize(image, int(h * scale + 1), int(w * scale + 1))
+        level = window_means(table, one, one, one + h, one + w, int(h * scale + 1), int(w * scale + 1))[0]
         prob, offsets = _run(artifact, "pnet", to_input(level)[None], ("prob", "box"))
         rows, cols = np.nonzero(prob[0, 1] >= threshold)
         if not rows.size:
@@ -187,11 +209,11 @@ def propose(artifact: Artifact, image: np.ndarray, min_face: int, threshold: flo
     return square(regress(boxes[:, :5], boxes[:, 5:9], plus_one=False))
 
 
-def refine(artifact: Artifact, image: np.ndarray, boxes: np.ndarray, threshold: float) -> np.ndarray:
+def refine(artifact: Artifact, table: np.ndarray, boxes: np.ndarray, threshold: float) -> np.ndarray:
     """Stage 2 (R-Net)."""
     if not len(boxes):
         return boxes
-    prob, offsets = _run(artifact, "rnet", to_input(crops(image, boxes, 24)), ("prob", "box"))
+    prob, offsets = _run_crops(artifact, "rnet", table, boxes, 24, ("prob", "box"))
     keep = prob[:, 1] > threshold
     boxes = np.concatenate([boxes[keep, :4], prob[keep, 1:2]], 1)
     offsets = offsets[keep]
@@ -199,12 +221,12 @@ def refine(artifact: Artifact, image: np.ndarray, boxes: np.ndarray, threshold: 
     return square(regress(boxes[pick], offsets[pick]))
 
 
-def output(artifact: Artifact, image: np.ndarray, boxes: np.ndarray, threshold: float
+def output(artifact: Artifact, table: np.ndarray, boxes: np.ndarray, threshold: float
            ) -> tuple[np.ndarray, np.ndarray]:
     """Stage 3 (O-Net) -> boxes (N, 5) and landmarks (N, 5, 2)."""
     if not len(boxes):
         return boxes, np.zeros((0, 5, 2))
-    prob, offsets, marks = _run(artifact, "onet", to_input(crops(image, boxes, 48)), ("prob", "box", "landmarks"))
+    prob, offsets, marks = _run_crops(artifact, "onet", table, boxes, 48, ("prob", "box", "landmarks"))
     keep = prob[:, 1] > threshold
     boxes = np.concatenate([boxes[keep, :4], prob[keep, 1:2]], 1)
     offsets, marks = offsets[keep], marks[keep]
@@ -234,8 +256,9 @@ def detect_faces(artifact: Artifact, image: np.ndarray, *, min_face: int = 20,
         raise ZooError(f"--min-face {min_face} is too small for a {image.shape[1]}x{image.shape[0]} image: its first "
                        f"pyramid level would exceed {MAX_LEVEL_PIXELS:,} pixels; use a larger --min-face")
     check_artifact(artifact)
-    boxes = propose(artifact, image, int(min_face), thresholds[0], factor)
-    boxes = refine(artifact, image, boxes, thresholds[1])
-    boxes, points = output(artifact, image, boxes, thresholds[2])
+    table = integral_image(image)
+    boxes = propose(artifact, table, int(min_face), thresholds[0], factor)
+    boxes = refine(artifact, table, boxes, thresholds[1])
+    boxes, points = output(artifact, table, boxes, thresholds[2])
     return [Face(tuple(float(v) for v in b[:4]), float(b[4]), [(float(x), float(y)) for x, y in p])
             for b, p in zip(boxes, points)]
