@@ -14,9 +14,8 @@ import sys
 import time
 
 from zoo import store
-from zoo.cli import resolve_artifact
+from zoo.api import load
 from zoo.registry import registry
-from zoo.runtime.artifact import open_artifact
 from zoo.specs import load_object
 
 
@@ -35,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     splits = load_object(reg.dataset(manifest["dataset"]).loader)(manifest["training"].get("data"),
                                                                   seed=manifest.get("split_seed", 0))
     sources = list(splits.test.inputs)[: args.limit]
-    artifact = open_artifact(resolve_artifact(spec.name), "cpu")
+    artifact = load(spec.name, "cpu").artifact
     task = reg.task(spec.task).load()
     ways = {"greedy": (1, args.batch_size), f"beam {args.beam} batched": (args.beam, args.batch_size),
             f"beam {args.beam} one at a time": (args.beam, 1)}

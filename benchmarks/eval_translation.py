@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 from zoo import store
-from zoo.cli import resolve_artifact
+from zoo.api import load
 from zoo.registry import registry
-from zoo.runtime.artifact import open_artifact
 from zoo.specs import load_object
 
 
@@ -36,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     splits = loader(manifest["training"].get("data"), seed=manifest.get("split_seed", 0))
     sources = list(splits.test.inputs)[: args.limit]
     references = [str(t) for t in splits.test.targets][: args.limit]
-    artifact = open_artifact(resolve_artifact(spec.name), "cpu")
+    artifact = load(spec.name, "cpu").artifact
     task = reg.task(spec.task).load()
     rows = []
     for beam in args.beam or [1, 5]:

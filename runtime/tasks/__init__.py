@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from zoo.errors import ZooError
 from zoo.hookspecs import hookimpl
 from zoo.runtime.results import Result
 from zoo.specs import TaskOption, TaskSpec
@@ -41,6 +42,28 @@ class Task:
 
     def format(self, result: dict[str, Any]) -> str:
         raise NotImplementedError
+
+    # -- scoring an artifact on a labelled set (``zoo val``) ------------------------------------
+    def runtime_outputs(self, artifact, raw: Sequence[Any], targets: np.ndarray, meta: dict[str, Any],
+                        batch_size: int = 64) -> np.ndarray:
+        """What ``metric`` takes, computed through the artifact instead of PyTorch: by default
+        the single graph's first output, a batch of encoded inputs at a time. Tasks with step
+        graphs run them here (with the encoded ``targets`` for teacher forcing)."""
+        session = artifact.session()
+        name = session.get_inputs()[0].name
+        return np.concatenate([session.run(None, {name: self.encode_inputs(raw[i: i + batch_size], meta)})[0]
+                               for i in range(0, len(raw), batch_size)])
+
+    def val_report(self, artifact, raw: Sequence[Any], targets: Any, outputs: np.ndarray,
+                   encoded: np.ndarray, options: dict[str, Any]) -> dict[str, Any]:
+        """Figures beyond ``metric`` for ``zoo val`` (per-class figures, a plot written to
+        ``options["plot"]``); none by default."""
+        return {}
+
+    def relabel(self, targets: Any, index: np.ndarray) -> Any:
+        """Targets numbered by a dataset's labels -> numbered by the model's (``index[i]`` is the
+        model's number of the dataset's label ``i``); tasks without class targets refuse."""
+        raise ZooError(f"{self.name}: the data's labels differ from the model's and this task cannot map them")
 
 
 @hookimpl

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from zoo.errors import ZooError
 from zoo.runtime.images import collect_images, load_image, to_array
 from zoo.runtime.results import ClassificationResult
 from zoo.runtime.tasks import Task
@@ -107,6 +108,64 @@ class ImageClassification(Task):
     def metric(self, outputs: np.ndarray, targets: np.ndarray, meta: dict[str, Any]) -> dict[str, float]:
         predictions = outputs.argmax(axis=-1)
         return {"accuracy": float((predictions == targets).mean()) if len(targets) else 0.0}
+
+    def val_report(self, artifact, raw, targets, outputs, encoded, options) -> dict[str, Any]:
+        """Top-5 accuracy, per-class precision and recall, and the confusion matrix (rows: true
+        class, columns: predicted), drawn as a PNG when ``options["plot"]`` names one."""
+        labels = list(artifact.meta.get("labels") or [str(i) for i in range(outputs.shape[-1])])
+        n = outputs.shape[-1]
+        top5 = np.argsort(-outputs, axis=-1, kind="stable")[:, :5]
+        predicted = outputs.argmax(-1)
+        confusion = np.zeros((n, n), np.int64)
+        np.add.at(confusion, (encoded, predicted), 1)
+        per_class = {}
+        for c in np.flatnonzero(confusion.sum(0) + confusion.sum(1)):
+            hits = confusion[c, c]
+            per_class[labels[c] if c < len(labels) else str(c)] = {
+                "precision": float(hits / confusion[:, c].sum()) if confusion[:, c].sum() else 0.0,
+                "recall": float(hits / confusion[c].sum()) if confusion[c].sum() else 0.0,
+                "support": int(confusion[c].sum())}
+        report: dict[str, Any] = {"top5_accuracy": float((top5 == encoded[:, None]).any(1).mean()),
+                                  "per_class": per_class}
+        if options.get("plot"):
+            report["plot"] = str(draw_confusion(confusion, labels, options["plot"]))
+        return report
+
+    def relabel(self, targets: Any, index: np.ndarray) -> Any:
+        return index[np.asarray(targets)]
+
+
+def draw_confusion(confusion: np.ndarray, labels: Sequence[str], path, cell: int = 28):
+    """The confusion matrix as a heatmap (dark = many), counts written in the cells."""
+    from pathlib import Path
+
+    from PIL import ImageDraw
+
+    from zoo.store import atomic_path
+
+    used = np.flatnonzero(confusion.sum(0) + confusion.sum(1))[:60]  # a readable picture: at most 60 classes
+    matrix = confusion[np.ix_(used, used)]
+    names = [str(labels[i]) if i < len(labels) else str(i) for i in used]
+    margin = 8 + 7 * max(len(n) for n in names)
+    size = margin + cell * len(used)
+    img = Image.new("RGB", (size, size), "white")
+    pen = ImageDraw.Draw(img)
+    rows = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    for i in range(len(used)):
+        pen.text((4, margin + i * cell + cell // 3), names[i], fill="black")
+        pen.text((margin + i * cell + 2, 4), names[i][:4], fill="black")
+        for j in range(len(used)):
+            shade = int(255 * (1 - rows[i, j]))
+            x, y = margin + j * cell, margin + i * cell
+            pen.rectangle([x, y, x + cell - 1, y + cell - 1], fill=(shade, shade, 255))
+            if matrix[i, j]:
+                pen.text((x + 3, y + cell // 3), str(int(matrix[i, j])), fill="black" if shade > 110 else "white")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ZooError(f"{path.parent}: no such folder for the plot")
+    with atomic_path(path, ".png") as tmp:
+        img.save(tmp, format="PNG")
+    return path
 
     def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
         meta = artifact.meta

@@ -223,6 +223,15 @@ class ObjectDetection(Task):
         detections = decode(outputs, config, self.metric_conf, self.metric_iou)
         return average_precision(detections, truths_from_targets(targets), int(config["num_classes"]))
 
+    def relabel(self, targets: Any, index: np.ndarray) -> Any:
+        """Each image's ``(k, 5)`` rows ``class, x1, y1, x2, y2`` with the classes renumbered."""
+        out = []
+        for boxes in targets:
+            boxes = np.array(boxes, np.float64).reshape(-1, 5)
+            boxes[:, 0] = index[boxes[:, 0].astype(np.int64)]
+            out.append(boxes)
+        return out
+
     def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
         meta = artifact.meta
         config = meta["config"]

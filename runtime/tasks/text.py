@@ -119,6 +119,23 @@ class TextGeneration(Task):
         return {"bpc": float(-picked.mean() / math.log(2)),
                 "accuracy": float((outputs.argmax(-1) == targets).mean())}
 
+    def runtime_outputs(self, artifact, raw, targets, meta, batch_size: int = 64) -> np.ndarray:
+        """Teacher forcing through the step graph: each chunk read from a zero state, one step
+        per character, as training reads it."""
+        session = artifact.session("step" if artifact.path.is_dir() else "model")
+        _, layers, size = session.get_inputs()[1].shape
+        ids = self.encode_inputs(raw, meta)
+        out = []
+        for start in range(0, len(ids), batch_size):
+            x = ids[start: start + batch_size]
+            state = np.zeros((len(x), layers, size), np.float32)
+            steps = []
+            for t in range(x.shape[1]):
+                logits, state = session.run(["logits", "state_out"], {"token": x[:, t], "state": state})
+                steps.append(logits)
+            out.append(np.stack(steps, 1))
+        return np.concatenate(out)
+
     def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
         vocab = artifact.meta["vocab"]
         index = {c: i for i, c in enumerate(vocab)}
@@ -316,6 +333,30 @@ class Translation(Task):
         right = (outputs.argmax(-1) == targets) | ~real
         return {"token_accuracy": float(right[real].mean()) if real.any() else 0.0,
                 "sequence_accuracy": float(right.all(-1).mean()) if len(targets) else 0.0}
+
+    def runtime_outputs(self, artifact, raw, targets, meta, batch_size: int = 64) -> np.ndarray:
+        """Teacher forcing through the exported graphs, as training scores dev and test: the
+        decoder step reads <s>, then the true previous tokens."""
+        decoder = Decoder.from_artifact(artifact)
+        src = self.source_ids(raw, meta)
+        targets = np.asarray(targets, np.int64)
+        out = []
+        for start in range(0, len(src), batch_size):
+            ann, keys, mask, state = decoder.encoder(src[start: start + batch_size])
+            y = targets[start: start + batch_size]
+            previous = np.concatenate([np.full((len(y), 1), SOS, np.int64), y[:, :-1]], 1)
+            steps = []
+            for t in range(y.shape[1]):
+                logits, state, _ = decoder.step(previous[:, t], state, ann, keys, mask)  # log-probabilities
+                steps.append(logits)
+            out.append(np.stack(steps, 1))
+        return np.concatenate(out)
+
+    def val_report(self, artifact, raw, targets, outputs, encoded, options) -> dict[str, Any]:
+        """Decoded the way users get it (greedy, or ``options["beam"]``): exact match, token
+        error rate and BLEU."""
+        beam = int(options.get("beam") or 1)
+        return {f"decoded_beam{beam}": self.evaluate(artifact, list(raw), [str(t) for t in targets], beam)}
 
     def translate(self, artifact, texts: list[str], beam: int, alpha: float,
                   batch_size: int = 64) -> list[tuple[str, list[str], np.ndarray]]:
