@@ -387,6 +387,10 @@ def bench(name: str, batches: tuple[int, ...], iters: int, providers: tuple[str,
 
 
 # -- entry point ---------------------------------------------------------------------------------
+from zoo.faces import faces as _faces  # noqa: E402
+cli.add_command(_faces)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("ZOO_DEBUG", "") not in ("", "0")
