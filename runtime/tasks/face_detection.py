@@ -65,7 +65,7 @@ class FaceDetection(Task):
         return {"ap50": ap["map50"], "recall50": found / total if total else 0.0}
 
     def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
-        min_face = int(options.get("min_face") or 20)
+        min_face = 20 if options.get("min_face") is None else int(options["min_face"])
         if min_face < 1:
             raise ZooError(f"--min-face must be a positive number of pixels, got {min_face}")
         paths = collect_images(inputs)
