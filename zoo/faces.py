@@ -132,12 +132,23 @@ class FaceDatabase:
 
 
 # -- images -> embeddings -------------------------------------------------------------------------
+def artifact_path(model: str) -> Path:
+    """An artifact path, or a model name whose export lives in the user store."""
+    path = Path(model)
+    if path.exists():
+        return path
+    for candidate in (store.exports_dir() / f"{model}.onnx", store.exports_dir() / model):
+        if candidate.exists():
+            return candidate
+    raise ZooError(f"no exported artifact for {model!r}: run `zoo export {model} --onnx` (after `zoo train` or "
+                   f"`zoo weights import`), or pass --model PATH")
+
+
 def open_embedder(model: str, provider: str, no_detect: bool, min_face: int):
-    from zoo.cli import resolve_artifact
     from zoo.runtime.artifact import open_artifact
     from zoo.runtime.tasks.faces import FaceEmbedder
 
-    artifact = open_artifact(resolve_artifact(model), provider)
+    artifact = open_artifact(artifact_path(model), provider)
     if artifact.task != "face-embedding":
         raise ZooError(f"{artifact.path} is a {artifact.task} model, not a face-embedding one")
     return FaceEmbedder(artifact, no_detect, min_face)
