@@ -57,7 +57,8 @@ def zoo_tasks() -> list[TaskSpec]:
             impl="zoo.runtime.tasks.face_detection:FaceDetection",
             options=(
                 TaskOption("min-face", "int", 20, "smallest face side to look for, in pixels"),
-                TaskOption("save", "path", None, "write the image with boxes and landmarks drawn here"),
+                TaskOption("save", "path", None, "write the image with boxes and landmarks drawn here (one input)"),
+                TaskOption("save-dir", "path", None, "draw the faces and save one image per input in this folder"),
             ),
         )
     ]
