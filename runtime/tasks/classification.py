@@ -135,6 +135,28 @@ class ImageClassification(Task):
         return index[np.asarray(targets)]
 
 
+    def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
+        meta = artifact.meta
+        pre = meta["preprocessing"]
+        paths = collect_images(inputs)
+        session = artifact.session()
+        input_name = session.get_inputs()[0].name
+        batch = max(1, int(options.get("batch_size") or 32))
+        results = []
+        for start in range(0, len(paths), batch):
+            chunk = paths[start: start + batch]
+            x = np.stack([preprocess(to_array(load_image(p, pre.get("mode", "RGB"))), pre) for p in chunk])
+            logits = session.run(None, {input_name: x})[0]
+            for path, top in zip(chunk, top_k(softmax(logits), int(options.get("top_k") or 5), meta.get("labels", []))):
+                results.append({"input": str(path), "top": top})
+        return results
+
+    def format(self, result: dict[str, Any]) -> str:
+        best, *rest = result["top"]
+        others = "  ".join(f"{t['label']} {t['prob']:.1%}" for t in rest)
+        return f"{result['input']}: {best['label']} ({best['prob']:.1%})" + (f"   [{others}]" if others else "")
+
+
 def draw_confusion(confusion: np.ndarray, labels: Sequence[str], path, cell: int = 28):
     """The confusion matrix as a heatmap (dark = many), counts written in the cells."""
     from pathlib import Path
@@ -166,24 +188,3 @@ def draw_confusion(confusion: np.ndarray, labels: Sequence[str], path, cell: int
     with atomic_path(path, ".png") as tmp:
         img.save(tmp, format="PNG")
     return path
-
-    def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
-        meta = artifact.meta
-        pre = meta["preprocessing"]
-        paths = collect_images(inputs)
-        session = artifact.session()
-        input_name = session.get_inputs()[0].name
-        batch = max(1, int(options.get("batch_size") or 32))
-        results = []
-        for start in range(0, len(paths), batch):
-            chunk = paths[start: start + batch]
-            x = np.stack([preprocess(to_array(load_image(p, pre.get("mode", "RGB"))), pre) for p in chunk])
-            logits = session.run(None, {input_name: x})[0]
-            for path, top in zip(chunk, top_k(softmax(logits), int(options.get("top_k") or 5), meta.get("labels", []))):
-                results.append({"input": str(path), "top": top})
-        return results
-
-    def format(self, result: dict[str, Any]) -> str:
-        best, *rest = result["top"]
-        others = "  ".join(f"{t['label']} {t['prob']:.1%}" for t in rest)
-        return f"{result['input']}: {best['label']} ({best['prob']:.1%})" + (f"   [{others}]" if others else "")
