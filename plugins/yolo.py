@@ -39,9 +39,12 @@ With ``strides: [32, 16, 8]`` a third head is added the way YOLOv3 adds its fine
 through a 1 x 1 conv of 64, upsampled x2, concatenated with layer 6 (stride 8), a 3 x 3 conv of
 128 and the linear head; the anchors are shared out equally, the smallest to the finest grid.
 
-``yolo-nano`` (the family default) is this table at half width with the third head, on 192 x 192
-inputs, trained on the built-in digits-on-photos set; ``yolov3-tiny`` is the published network at
-full width (COCO's 80 classes, 416 x 416) for ``zoo weights import yolov3-tiny yolov3-tiny.weights``; ``yolov2-tiny``
+``yolov3-tiny`` (the family default: ``zoo run yolo``) is the published network at full width
+(COCO's 80 classes, 416 x 416); Darknet's own COCO weights ship with zoo, converted from
+``yolov3-tiny.weights`` (``weights/README.md``), and the port equals OpenCV's Darknet reader
+(``tests/test_coco_yolo.py``). Batch norm uses Darknet's epsilon, 1e-6 (config ``bn_eps``).
+``yolo-nano`` is this table at half width with the third head, on 192 x 192 inputs, trained on
+the built-in digits-on-photos set (``zoo run yolo-nano``); ``yolov2-tiny``
 (``cfg/yolov2-tiny.cfg``) is layers 0-12 of the same table, a 3 x 3 conv of 512 and one head at
 stride 32 with five anchors and softmax classes, for ``yolov2-tiny.weights``.
 """
@@ -62,6 +65,10 @@ COCO_ANCHORS = [[10, 14], [23, 27], [37, 58], [81, 82], [135, 169], [344, 319]]
 #: YOLOv2-tiny's COCO anchors (grid cells of a 13 x 13 grid), from cfg/yolov2-tiny.cfg
 COCO_V2_ANCHORS = [[0.57273, 0.677385], [1.87446, 2.06253], [3.33843, 5.47434], [7.88282, 3.52778],
                    [9.77052, 9.16828]]
+#: Darknet's batch-norm epsilon (``normalize_cpu``: (x - mean) / (sqrt(var) + .000001f)); OpenCV's
+#: Darknet reader uses the same 1e-6. PyTorch's default 1e-5 would shift the COCO networks' outputs
+#: by up to 1e-3.
+DARKNET_BN_EPS = 1e-6
 LAMBDA_COORD, LAMBDA_NOOBJ = 5.0, 0.5  # YOLOv1's weights: boxes count more, empty cells less
 IGNORE_IOU = 0.5  # YOLOv3: a prediction overlapping a true box this much is not punished as empty
 
@@ -87,8 +94,8 @@ def _module_classes():
     from zoo.exporters.onnx import image_graph
     from zoo.runtime.tasks.detection import grid_cells, head_layout
 
-    def conv_bn(c_in: int, c_out: int, k: int) -> nn.Sequential:
-        return nn.Sequential(nn.Conv2d(c_in, c_out, k, 1, k // 2, bias=False), nn.BatchNorm2d(c_out),
+    def conv_bn(c_in: int, c_out: int, k: int, eps: float = 1e-5) -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(c_in, c_out, k, 1, k // 2, bias=False), nn.BatchNorm2d(c_out, eps=eps),
                              nn.LeakyReLU(0.1))
 
     class Yolo(nn.Module):
@@ -104,13 +111,18 @@ def _module_classes():
             self.layout = head_layout(config)
             self.per_cell = [len(a) * (5 + int(config["num_classes"])) for _, a in self.layout]
             self.width = c = {name: channels(config, name) for name in FILTERS}
-            self.conv0 = conv_bn(3, c["conv0"], 3)
-            self.conv2 = conv_bn(c["conv0"], c["conv2"], 3)
-            self.conv4 = conv_bn(c["conv2"], c["conv4"], 3)
-            self.conv6 = conv_bn(c["conv4"], c["conv6"], 3)
-            self.conv8 = conv_bn(c["conv6"], c["conv8"], 3)
-            self.conv10 = conv_bn(c["conv8"], c["conv10"], 3)
-            self.conv12 = conv_bn(c["conv10"], c["conv12"], 3)
+            #: batch-norm epsilon: Darknet divides by sqrt(var) + 1e-6, PyTorch by sqrt(var + eps)
+            self.bn_eps = float(config.get("bn_eps", 1e-5))
+            self.conv0 = self.conv_bn(3, c["conv0"], 3)
+            self.conv2 = self.conv_bn(c["conv0"], c["conv2"], 3)
+            self.conv4 = self.conv_bn(c["conv2"], c["conv4"], 3)
+            self.conv6 = self.conv_bn(c["conv4"], c["conv6"], 3)
+            self.conv8 = self.conv_bn(c["conv6"], c["conv8"], 3)
+            self.conv10 = self.conv_bn(c["conv8"], c["conv10"], 3)
+            self.conv12 = self.conv_bn(c["conv10"], c["conv12"], 3)
+
+        def conv_bn(self, c_in: int, c_out: int, k: int) -> nn.Sequential:
+            return conv_bn(c_in, c_out, k, self.bn_eps)
 
         def backbone(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             """Layers 0-12, shared by both tables: the outputs of layers 6 (stride 8), 8 (stride
@@ -222,15 +234,15 @@ def _module_classes():
             if [int(v) for v in config["strides"]] not in ([32, 16], [32, 16, 8]):
                 raise ZooError(f"strides {config['strides']}: the network has heads at [32, 16] or [32, 16, 8]")
             c, per_cell = self.width, self.per_cell  # layers 0-12 are built by Yolo
-            self.conv13 = conv_bn(c["conv12"], c["conv13"], 1)
-            self.conv14 = conv_bn(c["conv13"], c["conv14"], 3)
+            self.conv13 = self.conv_bn(c["conv12"], c["conv13"], 1)
+            self.conv14 = self.conv_bn(c["conv13"], c["conv14"], 3)
             self.conv15 = nn.Conv2d(c["conv14"], per_cell[0], 1)
-            self.conv18 = conv_bn(c["conv13"], c["conv18"], 1)
-            self.conv21 = conv_bn(c["conv18"] + c["conv8"], c["conv21"], 3)
+            self.conv18 = self.conv_bn(c["conv13"], c["conv18"], 1)
+            self.conv21 = self.conv_bn(c["conv18"] + c["conv8"], c["conv21"], 3)
             self.conv22 = nn.Conv2d(c["conv21"], per_cell[1], 1)
             if len(self.layout) == 3:  # a third head at stride 8
-                self.conv25 = conv_bn(c["conv21"], c["conv25"], 1)
-                self.conv28 = conv_bn(c["conv25"] + c["conv6"], c["conv28"], 3)
+                self.conv25 = self.conv_bn(c["conv21"], c["conv25"], 1)
+                self.conv28 = self.conv_bn(c["conv25"] + c["conv6"], c["conv28"], 3)
                 self.conv29 = nn.Conv2d(c["conv28"], per_cell[2], 1)
 
         def darknet_layers(self) -> list[tuple[str, str | None]]:
@@ -262,7 +274,7 @@ def _module_classes():
             if [int(v) for v in config["strides"]] != [32]:
                 raise ZooError(f"strides {config['strides']}: YOLOv2-tiny has one head, at [32]")
             c = self.width
-            self.conv13 = conv_bn(c["conv12"], c["conv14"], 3)  # 512 filters, as YOLOv3-tiny's layer 14
+            self.conv13 = self.conv_bn(c["conv12"], c["conv14"], 3)  # 512 filters, as YOLOv3-tiny's layer 14
             self.conv14 = nn.Conv2d(c["conv14"], self.per_cell[0], 1)
 
         def darknet_layers(self) -> list[tuple[str, str | None]]:
@@ -332,18 +344,19 @@ PAPER = ("Redmon, Divvala, Girshick and Farhadi, You Only Look Once, CVPR 2016; 
 PREPROCESSING = {"mode": "RGB", "letterbox": True, "pad": 0.5, "scale": "pixel/255"}
 
 
-def _darknet_coco(name: str, summary: str, builder: str, params: int, config: dict) -> ModelSpec:
+def _darknet_coco(name: str, summary: str, builder: str, params: int, config: dict,
+                  family_default: bool = False) -> ModelSpec:
     """A published Darknet network at full width: 416 x 416, COCO's 80 classes, weights imported
     from its ``.weights`` file."""
     return ModelSpec(
         name=name,
         family="yolo",
         task="object-detection",
-        summary=f"{summary}; import the published {name}.weights with `zoo weights import`",
+        summary=summary,
         paper=PAPER,
         builder=f"zoo.plugins.yolo:{builder}",
         params=params,
-        default_config={"input_size": 416, "num_classes": 80, "width": 1.0, **config},
+        default_config={"input_size": 416, "num_classes": 80, "width": 1.0, "bn_eps": DARKNET_BN_EPS, **config},
         dataset="coco-json",
         input_shape=(3, 416, 416),
         preprocessing=PREPROCESSING,
@@ -351,6 +364,7 @@ def _darknet_coco(name: str, summary: str, builder: str, params: int, config: di
         train_defaults={"epochs": 100, "batch_size": 16, "optimizer": "adam", "lr": 1e-3,
                         "augment": "zoo.plugins.yolo:augment_flip", "clip_grad": 10.0, "bench_batches": (1,)},
         importers={".weights": "zoo.plugins.darknet:read_darknet"},
+        family_default=family_default,
     )
 
 
@@ -367,22 +381,23 @@ def zoo_models() -> list[ModelSpec]:
             builder="zoo.plugins.yolo:build_yolov3_tiny",
             params=2_238_818,
             default_config={"input_size": 192, "num_classes": 10, "width": 0.5, "strides": [32, 16, 8],
-                            "class_activation": "softmax",
+                            "class_activation": "softmax", "bn_eps": 1e-5,
                             "anchors": [[round(a / 416, 5) for a in wh] for wh in COCO_ANCHORS]},
             dataset="digits-on-photos",
             input_shape=(3, 192, 192),
             preprocessing=PREPROCESSING,
             labels=tuple(str(i) for i in range(10)),
-            family_default=True,
             train_defaults={"epochs": 45, "batch_size": 16, "optimizer": "adam", "lr": 2e-3, "lr_decay": 0.95,
                             "patience": 10, "augment": "zoo.plugins.yolo:augment", "clip_grad": 10.0,
                             "bench_batches": (1,)},
             importers={".weights": "zoo.plugins.darknet:read_darknet"},
         ),
-        _darknet_coco("yolov3-tiny", "YOLOv3-tiny (Darknet), 416x416, 80 COCO classes", "build_yolov3_tiny",
-                      8_852_366, {"strides": [32, 16], "class_activation": "sigmoid",
-                                  "anchors": [[round(a / 416, 5) for a in wh] for wh in COCO_ANCHORS]}),
-        _darknet_coco("yolov2-tiny", "YOLOv2-tiny (Darknet), 416x416, one 13x13 grid with 5 anchors, 80 COCO classes",
+        _darknet_coco("yolov3-tiny", "YOLOv3-tiny (Darknet), 416x416, 80 COCO classes; Darknet's published COCO "
+                      "weights ship with zoo", "build_yolov3_tiny", 8_852_366,
+                      {"strides": [32, 16], "class_activation": "sigmoid",
+                       "anchors": [[a / 416 for a in wh] for wh in COCO_ANCHORS]}, family_default=True),
+        _darknet_coco("yolov2-tiny", "YOLOv2-tiny (Darknet), 416x416, one 13x13 grid with 5 anchors, 80 COCO classes; "
+                      "import the published yolov2-tiny.weights with `zoo weights import`",
                       "build_yolov2_tiny", 11_232_057,
                       {"strides": [32], "class_activation": "softmax",
                        "anchors": [[round(a / 13, 5) for a in wh] for wh in COCO_V2_ANCHORS]}),
