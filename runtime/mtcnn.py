@@ -70,7 +70,9 @@ def integral_image(image: np.ndarray) -> np.ndarray:
     rectangle's sum in four look-ups, so the whole pyramid and every crop cost one pass."""
     h, w = image.shape[:2]
     table = np.zeros((h + 1, w + 1, image.shape[2]), np.float64)
-    table[1:, 1:] = np.asarray(image, np.float64).cumsum(0).cumsum(1)
+    inner = table[1:, 1:]  # summed in place: a large photo costs one table, no float copies
+    np.cumsum(image, axis=0, dtype=np.float64, out=inner)
+    np.cumsum(inner, axis=1, out=inner)
     return table
 
 
