@@ -234,9 +234,10 @@ def beam_search(decoder: Decoder, src: np.ndarray, max_len: int, beam: int,
     (inputs x beams rows); inputs that are done drop out, so each input's result is the one it
     would get searched on its own."""
     ann, keys, mask, state = decoder.encoder(src)
-    empty = np.zeros((0, src.shape[1]), np.float32)
-    hyps: list[list[tuple[list[int], float, np.ndarray]]] = [[([], 0.0, empty)] for _ in range(len(src))]
-    finished: list[list[tuple[float, list[int], np.ndarray]]] = [[] for _ in range(len(src))]
+    # a hypothesis is (tokens, summed log-probability, attention history); the history is a
+    # linked list (row, previous) so that extending it copies nothing
+    hyps: list[list[tuple[list[int], float, Any]]] = [[([], 0.0, None)] for _ in range(len(src))]
+    finished: list[list[tuple[float, list[int], Any]]] = [[] for _ in range(len(src))]
     active, states = list(range(len(src))), state
     for _ in range(max_len):
         if not active:
@@ -261,7 +262,11 @@ def beam_search(decoder: Decoder, src: np.ndarray, max_len: int, beam: int,
         # nothing ended within max_len: take the best open hypothesis
         ended = finished[b] or [(s / (len(q) ** alpha), q, h) for q, s, h in hyps[b]]
         _, seq, history = max(ended, key=lambda f: f[0])
-        results.append((seq, history))
+        rows = []
+        while history is not None:
+            row, history = history
+            rows.append(row)
+        results.append((seq, np.asarray(rows[::-1], np.float32).reshape(-1, src.shape[1])))
     return results
 
 
@@ -276,7 +281,7 @@ def _extend(hyps, logp: np.ndarray, att: np.ndarray, beam: int, alpha: float,
     for flat in order:
         i, tok = divmod(int(flat), logp.shape[1])
         seq, score = hyps[i][0] + [tok], float(totals[i, tok])
-        history = np.concatenate([hyps[i][2], att[i: i + 1]])
+        history = (att[i], hyps[i][2])
         if tok == EOS:
             finished.append((score / (len(seq) ** alpha), seq[:-1], history))
         elif len(keep) < beam:
