@@ -10,13 +10,21 @@
 
 ``check_model`` builds the module, checks the declared parameter count (default config only),
 runs a forward pass, exports through the same exporter ``zoo export`` uses and checks parity
-against PyTorch; every failure is an AssertionError saying what is wrong.
+against PyTorch. ``check_dataset`` loads a dataset and checks its splits; ``check_task`` drives a
+task through a model of it: encode, metric (with its primary metric), the same metric through an
+exported artifact, ``run`` and ``format``, and a torch-free import. Every failure is an
+AssertionError saying what is wrong.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from zoo.registry import load_registry
 from zoo.specs import load_object
@@ -80,3 +88,106 @@ def check_model(name: str, tmp_path: str | Path, config: dict[str, Any] | None =
     artifact = open_artifact(report.path, "cpu")
     assert artifact.task == spec.task and artifact.model == spec.name
     return {"report": report, "meta": artifact.meta}
+
+
+def _fingerprint(sample: Any) -> bytes:
+    return np.ascontiguousarray(sample).tobytes() if isinstance(sample, np.ndarray) else repr(sample).encode()
+
+
+def check_dataset(name: str, path: str | None = None, seed: int = 0):
+    """The loader returns ``zoo.data.Splits`` whose parts are non-empty, as long as their
+    targets, disjoint (no sample in two parts), JSON-able in ``info`` and ``config``, and whose
+    samples the dataset's task can encode. Returns the splits."""
+    from zoo.data import Splits
+
+    reg = load_registry()
+    assert name in reg.datasets, f"dataset {name!r} is not registered (datasets: {sorted(reg.datasets)})"
+    spec = reg.datasets[name]
+    assert spec.task in reg.tasks, f"dataset {name}: task {spec.task!r} is not provided by any plugin"
+    splits = load_object(spec.loader)(path, seed=seed)
+    assert isinstance(splits, Splits), f"dataset {name}: loader returned {type(splits).__name__}, not Splits"
+    seen: dict[bytes, str] = {}
+    for part in ("train", "dev", "test"):
+        split = getattr(splits, part)
+        assert len(split.inputs) == len(split.targets) > 0, \
+            f"dataset {name}: {part} has {len(split.inputs)} inputs and {len(split.targets)} targets"
+        for sample in split.inputs:
+            key = _fingerprint(sample)
+            assert seen.get(key, part) == part, f"dataset {name}: a sample is in both {seen[key]} and {part}"
+            seen[key] = part
+    json.dumps(splits.info), json.dumps(splits.config)  # both travel into manifests and artifacts
+    return splits
+
+
+def check_task(task: str, model: str, tmp_path: str | Path, config: dict[str, Any] | None = None,
+               samples: int = 8) -> dict[str, Any]:
+    """Drive ``task`` through ``model`` (one of its models, with a default dataset) at random
+    weights: the dev samples encode; ``metric`` on PyTorch's outputs gives finite figures,
+    ``primary_metric`` among them; the exported artifact's ``runtime_outputs`` give the same
+    figures; ``run`` answers one result per input and ``format`` prints each; and importing
+    the task's implementation does not import torch. Returns the metrics."""
+    import torch
+
+    from zoo.engine import forward
+    from zoo.runtime.artifact import open_artifact
+    from zoo.runtime.tasks import Task
+
+    reg = load_registry()
+    assert task in reg.tasks, f"task {task!r} is not registered"
+    spec = reg.model(model)
+    assert spec.task == task, f"{model} is a model of {spec.task}, not {task}"
+    assert spec.dataset, f"{model} names no default dataset to check {task} with"
+    impl = reg.tasks[task].load()
+    assert isinstance(impl, Task), f"task {task}: {reg.tasks[task].impl} is not a zoo.runtime.tasks.Task"
+    splits = load_object(reg.dataset(spec.dataset).loader)(None, seed=0)
+    raw, targets = list(splits.dev.inputs[:samples]), splits.dev.targets[:samples]
+    merged = spec.config({**splits.config, **(config or {})})
+    meta = {"preprocessing": spec.preprocessing_for(merged), "labels": list(splits.labels or spec.labels),
+            "config": merged, **splits.info}
+    x, y = impl.encode_inputs(raw, meta), impl.encode_targets(raw, targets, meta)
+    module = spec.build({**splits.config, **(config or {})}).eval()
+    with torch.no_grad():
+        outputs = forward(module, torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y)))
+    metrics = impl.metric(outputs.float().numpy(), np.asarray(y), meta)
+    assert impl.primary_metric in metrics, f"task {task}: metric() lacks its primary metric {impl.primary_metric!r}"
+    assert all(np.isfinite(v) for v in metrics.values()), f"task {task}: non-finite metric {metrics}"
+
+    from zoo.exporters.onnx import export, image_graph
+
+    if not hasattr(module, "export_graphs"):
+        module.input_shape = tuple(x.shape[1:])  # the encoded samples' shape, whatever the config
+    out = Path(tmp_path) / f"{spec.name}.onnx"
+    export(spec, module, out, meta={"task": task, "model": spec.name, "family": spec.family,
+                                    "weights_sha256": "untrained", **meta}, samples=x)
+    artifact = open_artifact(out if out.exists() else out.with_suffix(""), "cpu")
+    through = impl.metric(impl.runtime_outputs(artifact, raw, np.asarray(y), artifact.meta), np.asarray(y),
+                          artifact.meta)
+    for key, value in metrics.items():
+        assert abs(through[key] - value) <= 1e-3 * max(1.0, abs(value)), \
+            f"task {task}: {key} is {value} through PyTorch but {through[key]} through the artifact"
+    inputs = _run_inputs(raw, Path(tmp_path))
+    results = impl.run(artifact, inputs, {o.name.replace("-", "_"): o.default for o in reg.tasks[task].options})
+    assert isinstance(results, list) and results, f"task {task}: run() returned {results!r}"
+    for result in results:
+        json.dumps(result)
+        assert isinstance(impl.format(result), str), f"task {task}: format() must return a string"
+    module_name = reg.tasks[task].impl.partition(":")[0]
+    code = f"import sys, {module_name}; assert 'torch' not in sys.modules, 'imports torch'"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"task {task}: importing {module_name} imports torch: {done.stderr[-300:]}"
+    return metrics
+
+
+def _run_inputs(raw: list[Any], folder: Path) -> list[str]:
+    """Dataset samples as ``zoo run`` takes them: images written as PNG files, texts as they are."""
+    from PIL import Image
+
+    inputs = []
+    for i, sample in enumerate(raw[:2]):
+        if isinstance(sample, np.ndarray) and sample.dtype == np.uint8 and sample.ndim in (2, 3):
+            path = folder / f"sample-{i}.png"
+            Image.fromarray(sample).save(path)
+            inputs.append(str(path))
+        else:
+            inputs.append(str(sample))
+    return inputs
