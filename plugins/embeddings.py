@@ -47,7 +47,7 @@ def zoo_models() -> list[ModelSpec]:
                             "min_count": 5, "architecture": "skipgram", "algorithm": "word2vec", "threads": 0},
             dataset="word-corpus",
             family_default=True,
-            train_defaults={"epochs": 5, "lr": 0.025, "batch_size": 512},
+            train_defaults={"epochs": 5, "lr": 0.025, "batch_size": 1024},
             importers=IMPORTERS,
             trainer=TRAINER,
         ),

@@ -55,6 +55,7 @@ from zoo.errors import ZooError
 MAX_WORDS = 4_000_000  # largest vocabulary a vectors file may declare
 MAX_DIM = 4096
 NOISE_TABLE = 10_000_000  # slots of the negative-sampling table
+MAX_REPEATS = 16  # updates of one row per mini-batch before they are scaled down (see SGNS._damping)
 
 
 # -- the vocabulary inside the weights ------------------------------------------------------------------
@@ -164,23 +165,6 @@ def keep_probability(counts: np.ndarray, sample: float) -> np.ndarray:
     return np.minimum(1.0, (np.sqrt(counts / threshold) + 1) * threshold / counts)
 
 
-def window_pairs(sid: np.ndarray, start: int, stop: int, window: int, reduced: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(centre position, context position) for centres in [start, stop): contexts within the
-    centre's reduced window, inside its sentence."""
-    centres, contexts = [], []
-    n = len(sid)
-    pos = np.arange(start, stop)
-    for offset in range(1, window + 1):
-        ok = reduced[pos] >= offset
-        for other in (pos - offset, pos + offset):
-            valid = ok & (other >= 0) & (other < n)
-            valid[valid] &= sid[other[valid]] == sid[pos[valid]]
-            centres.append(pos[valid])
-            contexts.append(other[valid])
-    return np.concatenate(centres), np.concatenate(contexts)
-
-
 # -- word2vec ---------------------------------------------------------------------------------------------
 class SGNS:
     """Skip-gram (or CBOW) with negative sampling; E = ``self.input``, theta = ``self.output``."""
@@ -203,77 +187,129 @@ class SGNS:
         self.noise_table = torch.from_numpy(np.repeat(np.arange(vocab, dtype=np.int64), slots))
         self.keep = keep_probability(counts.astype(np.float64), sample)
 
-    def draw_negatives(self, n: int) -> torch.Tensor:
-        return self.noise_table[torch.randint(0, len(self.noise_table), (n,), generator=self.gen)]
+    def draw_negatives(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        return self.noise_table[torch.randint(0, len(self.noise_table), (n,), generator=gen)]
 
-    def _neg_step(self, h: torch.Tensor, targets: torch.Tensor, lr: float) -> tuple[torch.Tensor, float]:
-        """One SGD step of the output vectors for hidden rows ``h`` and their true targets;
-        returns the gradient with respect to ``h`` (already scaled by -lr) and the summed loss."""
-        b, k = len(targets), self.negative
-        negs = self.draw_negatives(b * k).view(b, k)
-        words = torch.cat([targets[:, None], negs], 1)  # (b, 1 + k)
-        theta = self.output[words]  # (b, 1 + k, d)
-        scores = torch.linalg.vecdot(theta, h[:, None, :])
-        labels = torch.zeros_like(scores)
-        labels[:, 0] = 1
-        mask = torch.ones_like(scores)
-        mask[:, 1:] = (negs != targets[:, None]).float()  # a negative equal to the target is skipped
-        prob = torch.sigmoid(scores)
-        loss = -(F.logsigmoid(torch.where(labels > 0, scores, -scores)) * mask).sum().item()
-        g = (labels - prob) * mask * lr  # (b, 1 + k): ascent direction on log-likelihood
-        grad_h = torch.bmm(g[:, None, :], theta)[:, 0, :]
-        self.output.index_add_(0, words.reshape(-1), (g[:, :, None] * h[:, None, :]).reshape(-1, h.shape[1]))
-        return grad_h, loss
-
-    def train_chunk(self, ids: torch.Tensor, sid: np.ndarray, start: int, stop: int, lr: float) -> tuple[float, int]:
-        reduced = self._reduced
-        if not self.cbow:
-            centre, context = window_pairs(sid, start, stop, self.window, reduced)
-            if len(centre) == 0:
-                return 0.0, 0
-            c = ids[torch.from_numpy(context)]
-            grad, loss = self._neg_step(self.input[c], ids[torch.from_numpy(centre)], lr)
-            self.input.index_add_(0, c, grad)
-            return loss, len(centre)
-        pos = np.arange(start, stop)
-        width = 2 * self.window
-        ctx = np.full((len(pos), width), -1, np.int64)
+    def _contexts(self, sid: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """(centres, 2 * window) positions of each centre's context words inside its reduced
+        window and its sentence; -1 where there is none."""
+        ctx = np.full((len(pos), 2 * self.window), -1, np.int64)
         col = 0
         for offset in range(1, self.window + 1):
             for other in (pos - offset, pos + offset):
-                valid = (reduced[pos] >= offset) & (other >= 0) & (other < len(sid))
+                valid = (self._reduced[pos] >= offset) & (other >= 0) & (other < len(sid))
                 valid[valid] &= sid[other[valid]] == sid[pos[valid]]
                 ctx[valid, col] = other[valid]
                 col += 1
+        return ctx
+
+    def _damping(self, rows: torch.Tensor) -> torch.Tensor:
+        """1 for a row a mini-batch updates at most ``MAX_REPEATS`` times, else MAX_REPEATS /
+        repeats. Sequential SGD sees each update of a frequent word before the next; a batch
+        sums them all from the same stale vector, which diverges for the few words (negatives
+        like "the") drawn hundreds of times per batch. Rare words are untouched."""
+        repeats = torch.bincount(rows, minlength=len(self.counts)).float()[rows]
+        return torch.clamp(MAX_REPEATS / repeats, max=1.0)
+
+    def train_chunk(self, ids: torch.Tensor, sid: np.ndarray, start: int, stop: int, lr: float,
+                    gen: torch.Generator) -> tuple[float, int]:
+        """One SGD step for the centre words at positions start..stop.
+
+        Each centre word t (its theta_t and k negatives theta_n, drawn once per centre) is the
+        target of every context word c in its window: skip-gram scores each (c, t) pair,
+        sigma(theta_t . e_c) against sigma(-theta_n . e_c); CBOW scores the mean of the context
+        vectors once (word2vec's cbow_mean, the full error going back to every context word).
+        Returns the summed loss and the number of (input, target) examples."""
+        pos = np.arange(start, stop)
+        ctx = self._contexts(sid, pos)
         has = (ctx >= 0).any(1)
         ctx, pos = ctx[has], pos[has]
         if len(pos) == 0:
             return 0.0, 0
-        mask = torch.from_numpy(ctx >= 0).float()
-        words = ids[torch.from_numpy(np.maximum(ctx, 0))]
-        h = (self.input[words] * mask[:, :, None]).sum(1) / mask.sum(1, keepdim=True)
-        grad, loss = self._neg_step(h, ids[torch.from_numpy(pos)], lr)
-        flat = mask.reshape(-1) > 0
-        self.input.index_add_(0, words.reshape(-1)[flat], grad[:, None, :].expand(-1, width, -1).reshape(-1, grad.shape[1])[flat])
-        return loss, len(pos)
+        ctx_mask = torch.from_numpy(ctx >= 0).float()  # (b, w)
+        ctx_words = ids[torch.from_numpy(np.maximum(ctx, 0))]  # (b, w)
+        targets = ids[torch.from_numpy(pos)]
+        b, k = len(pos), self.negative
+        negs = self.draw_negatives(b * k, gen).view(b, k)
+        out_words = torch.cat([targets[:, None], negs], 1)  # (b, 1 + k)
+        out_mask = torch.ones(b, 1 + k)
+        out_mask[:, 1:] = (negs != targets[:, None]).float()  # a negative equal to the target is skipped
+        theta = self.output[out_words]  # (b, 1 + k, d)
+        e = self.input[ctx_words]  # (b, w, d)
+        if self.cbow:
+            count = ctx_mask.sum(1, keepdim=True)
+            h = torch.bmm(ctx_mask[:, None, :], e) / count[:, :, None]  # (b, 1, d)
+            pair_mask = out_mask[:, None, :]
+        else:
+            h = e
+            pair_mask = ctx_mask[:, :, None] * out_mask[:, None, :]  # (b, w, 1 + k)
+        scores = torch.bmm(h, theta.transpose(1, 2))  # (b, rows, 1 + k)
+        signed = scores.clone()
+        signed[:, :, 1:] = -signed[:, :, 1:]
+        loss = -(F.logsigmoid(signed) * pair_mask).sum().item()
+        label = torch.zeros(1, 1, 1 + k)
+        label[..., 0] = 1
+        g = (label - torch.sigmoid(scores)) * pair_mask * lr  # ascent on the log-likelihood
+        grad_h = torch.bmm(g, theta)  # (b, rows, d)
+        flat_out = out_words.reshape(-1)
+        grad_theta = torch.bmm(g.transpose(1, 2), h).reshape(-1, h.shape[2])
+        self.output.index_add_(0, flat_out, grad_theta * self._damping(flat_out)[:, None])
+        if self.cbow:
+            grad_h = grad_h.expand(-1, ctx.shape[1], -1) * ctx_mask[:, :, None]
+        flat_in = ctx_words.reshape(-1)
+        self.input.index_add_(0, flat_in, grad_h.reshape(-1, h.shape[2]) * self._damping(flat_in)[:, None])
+        return loss, int(pair_mask[..., 0].sum().item() if self.cbow else ctx_mask.sum().item())
 
     def epoch(self, ids_np: np.ndarray, sid_np: np.ndarray, lr_at: Callable[[int], float], batch_words: int,
-              done_before: int) -> dict[str, float]:
-        """One pass: sub-sample, then consecutive mini-batches of ``batch_words`` centre words."""
+              done_before: int, threads: int = 1) -> dict[str, float]:
+        """One pass: sub-sample, then mini-batches of ``batch_words`` consecutive centre words.
+
+        With ``threads`` > 1 the batches are shared among that many Python threads that update
+        E and theta without locks (Hogwild, as word2vec's and gensim's worker threads do); each
+        torch call runs single-threaded and releases the GIL, which on a busy machine is far
+        faster than torch's own intra-op threads."""
+        import threading
+
         keep = self.rng.random(len(ids_np)) < self.keep[ids_np]
         ids_e, sid_e = ids_np[keep], sid_np[keep]
         self._reduced = self.rng.integers(1, self.window + 1, size=len(ids_e))
         ids = torch.from_numpy(ids_e)
-        total_loss, examples = 0.0, 0
+        starts = list(range(0, len(ids_e), batch_words))
+        totals = [[0.0, 0] for _ in range(threads)]
+        seeds = self.rng.integers(0, 2**31, size=threads)
+        errors: list[BaseException] = []
+
+        def work(worker: int) -> None:
+            gen = torch.Generator().manual_seed(int(seeds[worker]))
+            try:
+                for start in starts[worker::threads]:
+                    stop = min(len(ids_e), start + batch_words)
+                    # the learning rate follows the raw words processed, as word2vec's does
+                    progress = done_before + int(len(ids_np) * stop / max(len(ids_e), 1))
+                    loss, n = self.train_chunk(ids, sid_e, start, stop, lr_at(progress), gen)
+                    totals[worker][0] += loss
+                    totals[worker][1] += n
+            except BaseException as exc:  # re-raised in the calling thread
+                errors.append(exc)
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
         started = time.perf_counter()
-        for start in range(0, len(ids_e), batch_words):
-            stop = min(len(ids_e), start + batch_words)
-            # the learning rate follows the raw words processed, as word2vec's does
-            progress = done_before + int(len(ids_np) * stop / max(len(ids_e), 1))
-            loss, n = self.train_chunk(ids, sid_e, start, stop, lr_at(progress))
-            total_loss += loss
-            examples += n
+        try:
+            if threads == 1:
+                work(0)
+            else:
+                pool = [threading.Thread(target=work, args=(w,)) for w in range(threads)]
+                for t in pool:
+                    t.start()
+                for t in pool:
+                    t.join()
+        finally:
+            torch.set_num_threads(previous)
+        if errors:
+            raise errors[0]
         seconds = time.perf_counter() - started
+        total_loss, examples = sum(t[0] for t in totals), sum(t[1] for t in totals)
         return {"loss": total_loss / max(examples, 1) / (1 + self.negative), "examples": examples,
                 "words_kept": int(len(ids_e)), "seconds": seconds, "words_per_second": len(ids_np) / seconds}
 
@@ -372,6 +408,7 @@ def train_word_vectors(spec, opts):
     dataset = registry().dataset(dataset_name)
     splits = load_object(dataset.loader)(opts.data, seed=opts.seed)
     threads = int(config.get("threads") or torch.get_num_threads())
+    config["threads"] = threads
     torch.set_num_threads(threads)
     torch.manual_seed(opts.seed)
     started = time.perf_counter()
@@ -421,7 +458,7 @@ def _train_sgns(ids, sid, dev_ids, dev_sid, counts, config, opts, history, run_d
 
     seconds = 0.0
     for epoch in range(1, opts.epochs + 1):
-        stats = model.epoch(ids, sid, lr_at, int(opts.batch_size), (epoch - 1) * len(ids))
+        stats = model.epoch(ids, sid, lr_at, int(opts.batch_size), (epoch - 1) * len(ids), int(config["threads"]))
         seconds += stats["seconds"]
         quality = evaluate_vectors(words, model.input.numpy(), analogies=False)
         record = {"epoch": epoch, "train_loss": stats["loss"], "words_per_second": round(stats["words_per_second"]),

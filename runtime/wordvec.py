@@ -29,6 +29,7 @@ from zoo.errors import ZooError
 
 _TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 CHUNK_ROWS = 65_536  # rows scored at once by the neighbour search
+ANALOGY_BATCH = 256  # analogy questions scored together (one matrix product per chunk of rows)
 
 
 def tokenize(text: str) -> list[str]:
@@ -76,14 +77,9 @@ class WordVectors:
             raise ZooError(f"{word!r} is not in the model's vocabulary ({len(self):,} words)")
         return self.index[key]
 
-    def scores(self, query: np.ndarray, limit: int | None = None) -> np.ndarray:
-        """Cosine-like scores ``V[i] . q / |V[i]|`` of the first ``limit`` rows, chunked."""
-        n = len(self) if limit is None else min(limit, len(self))
-        out = np.empty(n, np.float32)
-        for start in range(0, n, CHUNK_ROWS):
-            stop = min(n, start + CHUNK_ROWS)
-            out[start:stop] = (self.vectors[start:stop] @ query) / self.norms[start:stop]
-        return out
+    def scores(self, queries: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """Cosine-like scores ``V[i] . q / |V[i]|`` of rows start..stop for each query row."""
+        return (queries @ self.vectors[start:stop].T) / self.norms[start:stop]
 
     def mean_unit(self, positive: Sequence[int], negative: Sequence[int] = ()) -> np.ndarray:
         """The normalised mean of the unit vectors, +1 for positive and -1 for negative words
@@ -97,17 +93,39 @@ class WordVectors:
         length = float(np.sqrt(mean64 @ mean64))
         return (mean64 / length if length > 0 else mean64).astype(np.float32)
 
+    def nearest_many(self, queries: np.ndarray, k: int, excludes: Sequence[Iterable[int]],
+                     limit: int | None = None) -> list[list[tuple[int, float]]]:
+        """For each query row, the ``k`` best rows by score (best first; ties keep row order),
+        skipping that query's ``excludes``. Exact: every row is scored, a chunk of rows at a
+        time, and only each chunk's best candidates are kept."""
+        n = len(self) if limit is None else min(limit, len(self))
+        queries = np.atleast_2d(np.asarray(queries, np.float32))
+        banned = [set(e) for e in excludes]
+        want = [min(n, k + len(b)) for b in banned]
+        top = max(want, default=0)
+        cand_ids, cand_scores = [], []
+        for start in range(0, n, CHUNK_ROWS):
+            stop = min(n, start + CHUNK_ROWS)
+            block = self.scores(queries, start, stop)
+            m = min(top, stop - start)
+            if m <= 0:
+                continue
+            part = np.argpartition(-block, m - 1, axis=1)[:, :m] if m < stop - start else \
+                np.broadcast_to(np.arange(stop - start), (len(queries), stop - start))
+            cand_ids.append(part + start)
+            cand_scores.append(np.take_along_axis(block, part, axis=1))
+        if not cand_ids:
+            return [[] for _ in queries]
+        ids, scores = np.concatenate(cand_ids, axis=1), np.concatenate(cand_scores, axis=1)
+        out = []
+        for row_ids, row_scores, ban, w in zip(ids, scores, banned, want):
+            order = np.lexsort((row_ids, -row_scores))[:w]
+            out.append([(int(row_ids[i]), float(row_scores[i])) for i in order if int(row_ids[i]) not in ban][:k])
+        return out
+
     def nearest(self, query: np.ndarray, k: int, exclude: Iterable[int] = (), limit: int | None = None
                 ) -> list[tuple[int, float]]:
-        """The ``k`` best rows by score, best first, skipping ``exclude``; ties keep row order."""
-        scores = self.scores(query, limit)
-        banned = set(exclude)
-        want = min(len(scores), k + len(banned))
-        if want <= 0:
-            return []
-        top = np.argpartition(-scores, want - 1)[:want] if want < len(scores) else np.arange(len(scores))
-        top = top[np.lexsort((top, -scores[top]))]
-        return [(int(i), float(scores[i])) for i in top if int(i) not in banned][:k]
+        return self.nearest_many(query[None, :], k, [exclude], limit)[0]
 
     def most_similar(self, positive: Sequence[str], negative: Sequence[str] = (), k: int = 10,
                      limit: int | None = None) -> list[tuple[str, float]]:
@@ -183,6 +201,7 @@ def evaluate_analogies(wv: WordVectors, path: str | Path, restrict_vocab: int = 
     a, b and c; quadruples with a word outside them are skipped, as gensim does."""
     ok = _ok_vocab(wv, restrict_vocab)
     sections: dict[str, list[int]] = {}
+    scored: list[tuple[str, tuple[str, str, str, str], list[int]]] = []
     current = None
     quadruples = 0
     for line in _read_lines(path):
@@ -196,18 +215,21 @@ def evaluate_analogies(wv: WordVectors, path: str | Path, restrict_vocab: int = 
         if current is None:
             raise ZooError(f"{path}: analogy line before any ': section' header")
         quadruples += 1
-        a, b, c, expected = parts
-        if any(w not in ok for w in parts):
-            continue
-        ids = [ok[b], ok[c], ok[a]]
-        hits = wv.nearest(wv.mean_unit(ids[:2], ids[2:]), 5, exclude=ids, limit=restrict_vocab)
-        predicted = None
-        for i, _ in hits:
-            predicted = wv.words[i].upper()
-            if predicted in ok and predicted not in (a, b, c):
-                break
-        sections[current][0] += predicted == expected
-        sections[current][1] += 1
+        if all(w in ok for w in parts):
+            a, b, c, _ = parts
+            scored.append((current, tuple(parts), [ok[b], ok[c], ok[a]]))
+    for start in range(0, len(scored), ANALOGY_BATCH):
+        batch = scored[start: start + ANALOGY_BATCH]
+        queries = np.stack([wv.mean_unit(ids[:2], ids[2:]) for _, _, ids in batch])
+        for (section, (a, b, c, expected), _), hits in zip(
+                batch, wv.nearest_many(queries, 5, [ids for _, _, ids in batch], limit=restrict_vocab)):
+            predicted = None
+            for i, _ in hits:
+                predicted = wv.words[i].upper()
+                if predicted in ok and predicted not in (a, b, c):
+                    break
+            sections[section][0] += predicted == expected
+            sections[section][1] += 1
     correct = sum(c for c, _ in sections.values())
     total = sum(n for _, n in sections.values())
     return AnalogyResult(correct / total if total else 0.0, correct, total, quadruples,
