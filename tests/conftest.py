@@ -36,3 +36,12 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     assert err.startswith("zoo: error:"), err
     for fragment in fragments:
         assert fragment in err, err
+
+
+@pytest.fixture(scope="session")
+def lenet_home(tmp_path_factory) -> Path:
+    """A user store holding the export of the shipped LeNet-5 weights, made once per test session."""
+    home = tmp_path_factory.mktemp("lenet-shipped")
+    result = run_zoo("export", "lenet5", env={"ZOO_HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    return home

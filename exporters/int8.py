@@ -1,0 +1,149 @@
+"""An int8 variant of an exported single-graph model (``zoo export NAME --int8``), made with
+onnxruntime's own static quantisation (QDQ, per-channel int8 weights, int8 activations) and
+calibrated on real dev samples.
+
+Quantisation changes the answers, so the variant is judged the way the model is: its task's
+metric on held-out samples, through the runtime, beside the float32 artifact's on the same
+samples (plus top-1 agreement for classifiers). Below ``max_drop`` of the primary metric it is
+refused and nothing is written, unless forced.
+
+onnxruntime's quantiser re-infers shapes and stops at any stored ``value_info`` that disagrees
+with them. The float32 artifact's ``value_info`` is only a cache of shape inference; the
+exporter's own rewriting (a Gemm's weight transposed in place, say) can leave entries that no
+longer describe the tensor they name, so the copy given to the quantiser carries none and has
+its shapes inferred afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from zoo.errors import ZooError
+from zoo.runtime.artifact import META_KEY
+from zoo.store import atomic_path
+
+#: the largest drop of the primary metric (absolute: 0.005 = half a point of accuracy) accepted
+#: without --force
+MAX_DROP = 0.005
+
+
+@dataclass
+class Int8Report:
+    path: Path | None
+    metric: str
+    fp32: float
+    int8: float
+    agreement: float | None
+    samples: int
+    speedup: float
+    size_bytes: int
+    written: bool
+
+    def lines(self) -> list[str]:
+        agree = f", top-1 agreement with fp32 {self.agreement:.1%}" if self.agreement is not None else ""
+        out = [f"int8: {self.metric} {self.int8:.4f} vs fp32 {self.fp32:.4f} ({self.int8 - self.fp32:+.4f}) on "
+               f"{self.samples} held-out samples{agree}; {self.speedup:.2f}x fp32's speed on this machine"]
+        if self.written:
+            out.append(f"wrote {self.path} ({self.size_bytes / 1e6:.2f} MB, int8 weights and activations)")
+        return out
+
+
+def int8_path(fp32_path: Path) -> Path:
+    return fp32_path.with_name(f"{fp32_path.stem}-int8{fp32_path.suffix}")
+
+
+class _Calibration:
+    """onnxruntime's CalibrationDataReader protocol over encoded dev samples."""
+
+    def __init__(self, name: str, samples: np.ndarray, batch: int = 16):
+        self._batches = iter([{name: samples[i: i + batch]} for i in range(0, len(samples), batch)])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._batches, None)
+
+
+def _without_value_info(src: Path, dst: Path) -> None:
+    import onnx
+
+    model = onnx.load(str(src))
+    del model.graph.value_info[:]
+    onnx.save(onnx.shape_inference.infer_shapes(model), str(dst))
+
+
+def _seconds(session, name: str, x: np.ndarray, rounds: int = 5) -> float:
+    session.run(None, {name: x})
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        session.run(None, {name: x})
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def export_int8(fp32_path: Path, task, calibration: np.ndarray, held_raw: Sequence[Any], held_targets: Any,
+                max_drop: float = MAX_DROP, force: bool = False) -> Int8Report:
+    """Quantise the single-graph artifact at ``fp32_path``, calibrated on ``calibration`` (encoded
+    dev inputs), and score both on the held-out samples with ``task``; write the variant beside
+    it only if the primary metric drops by at most ``max_drop`` (or ``force``)."""
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    from zoo.runtime.artifact import open_artifact
+
+    fp32 = open_artifact(fp32_path, "cpu")
+    if fp32_path.is_dir():
+        raise ZooError(f"--int8 is offered for single-graph models; {fp32.model} exports several graphs")
+    if calibration is None or len(calibration) < 8:
+        raise ZooError(f"--int8 needs real dev samples to calibrate on, and {fp32.model}'s dataset gave none")
+    name = fp32.session().get_inputs()[0].name
+    out = int8_path(fp32_path)
+    with tempfile.TemporaryDirectory(prefix=".zoo-int8-") as tmp:
+        plain, quantised = Path(tmp) / "plain.onnx", Path(tmp) / "int8.onnx"
+        _without_value_info(fp32_path, plain)
+        try:
+            quantize_static(str(plain), str(quantised), _Calibration(name, np.ascontiguousarray(calibration)),
+                            quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
+                            activation_type=QuantType.QInt8)
+        except Exception as exc:
+            raise ZooError(f"int8 quantisation of {fp32.model} failed: {type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        model = onnx.load(str(quantised))
+        meta = dict(fp32.meta, precision="int8", quantized_from=fp32.meta.get("weights_sha256"))
+        del model.metadata_props[:]
+        for prop in onnx.load(str(fp32_path), load_external_data=False).metadata_props:
+            model.metadata_props.add(key=prop.key, value=json.dumps(meta) if prop.key == META_KEY else prop.value)
+        onnx.checker.check_model(model, full_check=True)
+        onnx.save(model, str(quantised))
+
+        int8 = open_artifact(quantised, "cpu")
+        targets = task.encode_targets(held_raw, held_targets, fp32.meta)
+        out_fp32 = task.runtime_outputs(fp32, held_raw, targets, fp32.meta)
+        out_int8 = task.runtime_outputs(int8, held_raw, targets, int8.meta)
+        metric = task.primary_metric
+        before, after = (task.metric(o, targets, fp32.meta)[metric] for o in (out_fp32, out_int8))
+        agreement = (float((out_fp32.argmax(-1) == out_int8.argmax(-1)).mean())
+                     if out_fp32.ndim == 2 else None)
+        x = np.ascontiguousarray(calibration[:8])
+        options = ort.SessionOptions()
+        speedup = (_seconds(ort.InferenceSession(str(fp32_path), options, providers=["CPUExecutionProvider"]), name, x)
+                   / _seconds(ort.InferenceSession(str(quantised), options, providers=["CPUExecutionProvider"]),
+                              name, x))
+        drop = (before - after) if task.higher_is_better else (after - before)
+        report = Int8Report(out, metric, before, after, agreement, len(held_raw), speedup,
+                            quantised.stat().st_size, False)
+        if drop > max_drop and not force:
+            raise ZooError(f"int8 {metric} {after:.4f} is {drop:.4f} worse than fp32's {before:.4f} on "
+                           f"{len(held_raw)} held-out samples (more than {max_drop}); nothing written "
+                           f"(--force to write it anyway)")
+        with atomic_path(out, ".onnx") as final:
+            final.write_bytes(quantised.read_bytes())
+        report.written = True
+    return report

@@ -1,0 +1,74 @@
+"""int8 variants: calibrated on dev samples, judged by the task's metric on held-out samples
+beside float32, refused (nothing written) when they lose too much."""
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+
+from zoo.errors import ZooError
+from zoo.exporters.int8 import export_int8, int8_path
+from zoo.registry import load_registry
+from zoo.runtime.artifact import open_artifact
+from zoo.specs import load_object
+
+
+@pytest.fixture(scope="module")
+def digits():
+    reg = load_registry()
+    return reg.task("image-classification").load(), load_object(reg.dataset("digits").loader)(None, seed=0)
+
+
+@pytest.fixture
+def fp32(lenet_home, tmp_path):
+    path = tmp_path / "lenet5.onnx"
+    shutil.copyfile(lenet_home / "exports" / "lenet5.onnx", path)
+    return path
+
+
+def quantise(path, digits, **kw):
+    task, splits = digits
+    calibration = task.encode_inputs(list(splits.dev.inputs[:128]), open_artifact(path, "cpu").meta)
+    return export_int8(path, task, calibration, list(splits.test.inputs[:300]), splits.test.targets[:300], **kw)
+
+
+def test_int8_variant_is_scored_on_held_out_data_and_describes_itself(fp32, digits):
+    report = quantise(fp32, digits, force=True)
+    assert report.written and report.path == int8_path(fp32) and report.samples == 300
+    artifact = open_artifact(report.path, "cpu")
+    assert artifact.meta["precision"] == "int8" and artifact.meta["model"] == "lenet5"
+    ops = {node.op_type for node in onnx.load(str(report.path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    task, splits = digits
+    targets = splits.test.targets[:300]
+    outputs = task.runtime_outputs(artifact, list(splits.test.inputs[:300]), targets, artifact.meta)
+    assert task.metric(outputs, targets, artifact.meta)["accuracy"] == report.int8
+    assert 0.9 < report.int8 <= 1 and 0.9 < report.agreement <= 1
+    assert "top-1 agreement" in report.lines()[0]
+
+
+def test_an_int8_variant_that_loses_too_much_is_refused_and_nothing_is_written(fp32, digits):
+    with pytest.raises(ZooError, match="nothing written"):
+        quantise(fp32, digits, max_drop=-1.0)  # no variant can gain a whole point of accuracy
+    assert not int8_path(fp32).exists() and not list(fp32.parent.glob(".*"))
+
+
+def test_stale_value_info_does_not_stop_quantisation(fp32, digits):
+    model = onnx.load(str(fp32))
+    weight = next(init for init in model.graph.initializer if len(init.dims) == 2)
+    stale = onnx.helper.make_tensor_value_info(weight.name, onnx.TensorProto.FLOAT, list(weight.dims[::-1]))
+    del model.graph.value_info[:]
+    model.graph.value_info.append(stale)  # a shape that no longer describes the tensor, as a rewrite can leave
+    onnx.save(model, str(fp32))
+    assert quantise(fp32, digits, force=True).written
+
+
+def test_several_graphs_are_refused(tmp_path, digits):
+    folder = tmp_path / "multi"
+    folder.mkdir()
+    (folder / "zoo.json").write_text(json.dumps({"task": "image-classification", "model": "x", "graphs": {}}))
+    task, _ = digits
+    with pytest.raises(ZooError, match="single-graph"):
+        export_int8(folder, task, np.zeros((8, 1, 32, 32), np.float32), [], np.zeros(0))
