@@ -24,7 +24,7 @@ import numpy as np
 
 import zoo
 from zoo.errors import ZooError
-from zoo.exporters.onnx import _export_graph, _stamp, image_graph
+from zoo.exporters.onnx import TEMP_PREFIX, _export_graph, _stamp, check_replaceable, image_graph
 from zoo.runtime.artifact import FORMAT
 from zoo.store import atomic_path
 
@@ -52,7 +52,7 @@ def half_path(fp32_path: Path) -> Path:
 
 
 def export_half(spec, module, fp32_path: Path, *, meta: dict[str, Any], samples: np.ndarray | None,
-                opset: int, sample_source: str) -> HalfReport:
+                opset: int, sample_source: str, force: bool = False) -> HalfReport:
     """Export ``module`` in half precision beside the float32 artifact at ``fp32_path`` and
     compare the two on the parity inputs. ``module`` is converted in place (callers pass a module
     they no longer need, so that a large network is not held twice)."""
@@ -74,7 +74,8 @@ def export_half(spec, module, fp32_path: Path, *, meta: dict[str, Any], samples:
     shape = tuple(getattr(module, "input_shape", None) or spec.input_shape)
     graph = image_graph(HalfPrecision(module.eval().cpu()).eval(), shape, samples)
     out = half_path(fp32_path)
-    with tempfile.TemporaryDirectory(prefix=".zoo-export-", dir=out.parent) as tmp:
+    check_replaceable(out, force)
+    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, dir=out.parent) as tmp:
         path = Path(tmp) / "model.onnx"
         try:
             _export_graph(graph, path, opset)

@@ -12,6 +12,7 @@ A module that needs more than one graph (an encoder and a decoder step) defines
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -25,8 +26,12 @@ import numpy as np
 
 import zoo
 from zoo.errors import ZooError
-from zoo.runtime.artifact import FORMAT, META_FILE, META_KEY
-from zoo.store import atomic_path
+from zoo.runtime.artifact import FORMAT, GRAPH_SHA_KEY, META_FILE, META_KEY
+from zoo.runtime.meta import ArtifactMeta
+from zoo.runtime.onnxfile import graph_sha256
+from zoo.store import atomic_path, clean_stale_temporaries
+
+TEMP_PREFIX = ".zoo-export-"
 
 DEFAULT_OPSET = 18  # the torch.export-based exporter writes opset 18 or newer
 ATOL, RTOL = 1e-4, 1e-3
@@ -129,9 +134,11 @@ def _parity(graph: Graph, path: Path) -> list[Parity]:
 
 
 def _stamp(path: Path, meta: dict[str, Any]) -> int:
-    """Embed the metadata, run the full checker, and return the opset the file really has."""
+    """Embed the metadata (checked by the schema every reader applies), run the full checker,
+    and return the opset the file really has."""
     import onnx
 
+    meta = ArtifactMeta.from_dict(meta, "export").to_dict()
     model = onnx.load(str(path))
     flat = {META_KEY: json.dumps(meta), "zoo.task": meta["task"], "zoo.model": meta["model"],
             "zoo.version": meta["zoo_version"], "zoo.weights_sha256": meta.get("weights_sha256", "")}
@@ -142,14 +149,74 @@ def _stamp(path: Path, meta: dict[str, Any]) -> int:
     model.producer_version = meta["zoo_version"]
     model.doc_string = f"{meta['model']} ({meta['task']}) exported by zoo; see metadata_props['zoo']"
     onnx.checker.check_model(model, full_check=True)
+    # the artifact records the sha256 of its own graph (weights included) for `zoo weights verify`
+    recorded = hashlib.sha256(model.graph.SerializeToString()).hexdigest()
+    model.metadata_props.add(key=GRAPH_SHA_KEY, value=recorded)
     onnx.save(model, str(path))
+    if graph_sha256(path) != recorded:
+        raise ZooError(f"{path.name}: the saved graph does not hash to the sha256 it records; nothing written")
     return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
+def is_zoo_onnx(path: Path) -> bool:
+    """True when ``path`` is an ONNX file that carries zoo's metadata (so zoo wrote it)."""
+    import onnx
+
+    try:
+        if not path.is_file() or path.is_symlink():
+            return False
+        with open(path, "rb") as fh:
+            if fh.read(1) != b"\x08":  # every ONNX ModelProto starts with field 1 (ir_version)
+                return False
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return False
+    return any(p.key == META_KEY for p in model.metadata_props)
+
+
+def is_zoo_folder(path: Path) -> bool:
+    """A folder artifact zoo wrote: its ``zoo.json`` names every graph file it holds."""
+    try:
+        spec = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        graphs = set(spec.get("graphs", {}).values())
+        children = {p.name for p in path.iterdir()}
+    except (OSError, ValueError, AttributeError):
+        return False
+    return not path.is_symlink() and children <= graphs | {META_FILE}
+
+
+def check_replaceable(path: Path, force: bool = False) -> None:
+    """Refuse to replace what zoo cannot prove it wrote (a user's file or folder)."""
+    path = Path(path)
+    if force or not (path.exists() or path.is_symlink()):
+        return
+    if path.is_dir() and not path.is_symlink():
+        if is_zoo_folder(path):
+            return
+        raise ZooError(f"{path} is a folder zoo did not write; choose another --out (or --force to replace it)")
+    if path.suffix == ".onnx" and is_zoo_onnx(path):
+        return
+    raise ZooError(f"{path} exists and is not an artifact zoo wrote; choose another --out (or --force to replace it)")
+
+
+def _replace_folder(staged: Path, out: Path) -> None:
+    if out.exists() or out.is_symlink():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if out.is_dir() and not out.is_symlink():
+            out.rename(old)
+            staged.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+            return
+        out.unlink()  # --force over a file
+    staged.rename(out)
+
+
 def export(spec, module, out: Path, *, meta: dict[str, Any], samples: np.ndarray | None = None,
-           opset: int = DEFAULT_OPSET, sample_source: str = "") -> ExportReport:
+           opset: int = DEFAULT_OPSET, sample_source: str = "", force: bool = False) -> ExportReport:
     """Export ``module`` (eval mode, CPU) to ``out``; nothing appears at ``out`` unless every
-    graph passes the checker and the parity test."""
+    graph passes the checker and the parity test, and an existing ``out`` is replaced only when
+    zoo wrote it (or with ``force``)."""
     if opset < DEFAULT_OPSET:
         raise ZooError(f"--opset {opset}: the exporter writes opset {DEFAULT_OPSET} or newer")
     module = module.eval().cpu()
@@ -162,7 +229,10 @@ def export(spec, module, out: Path, *, meta: dict[str, Any], samples: np.ndarray
     out = Path(out)
     if len(graphs) > 1 and out.suffix == ".onnx":
         out = out.with_suffix("")  # several graphs make a folder artifact
-    with tempfile.TemporaryDirectory(prefix=".zoo-export-", dir=out.parent if out.parent.exists() else None) as tmp:
+    check_replaceable(out, force)
+    if out.parent.is_dir():
+        clean_stale_temporaries(out.parent, TEMP_PREFIX)
+    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, dir=out.parent if out.parent.exists() else None) as tmp:
         tmp = Path(tmp)
         parity: list[Parity] = []
         for graph in graphs:
@@ -184,23 +254,19 @@ def export(spec, module, out: Path, *, meta: dict[str, Any], samples: np.ndarray
                            f"max abs diff {worst.max_abs:.3g} exceeds atol {ATOL:g} + rtol {RTOL:g}; nothing written")
         out.parent.mkdir(parents=True, exist_ok=True)
         if len(graphs) == 1:
+            if out.is_dir() and not out.is_symlink():  # --force over a folder
+                shutil.rmtree(out)
             with atomic_path(out, ".onnx") as final:
                 shutil.move(str(tmp / f"{graphs[0].name}.onnx"), final)
             size = out.stat().st_size
         else:
-            (tmp / META_FILE).write_text(json.dumps(dict(meta, graphs={g.name: f"{g.name}.onnx" for g in graphs}),
-                                                    indent=2))
+            folder_meta = ArtifactMeta.from_dict(dict(meta, graphs={g.name: f"{g.name}.onnx" for g in graphs}),
+                                                 "export").to_dict()
+            (tmp / META_FILE).write_text(json.dumps(folder_meta, indent=2))
             staged = out.with_name(f".{out.name}.new")
             shutil.rmtree(staged, ignore_errors=True)
             shutil.copytree(tmp, staged)
-            if out.exists():
-                old = out.with_name(f".{out.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                out.rename(old)
-                staged.rename(out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                staged.rename(out)
+            _replace_folder(staged, out)
             size = sum(p.stat().st_size for p in out.iterdir())
     return ExportReport(out, parity, sample_source or ("real samples" if samples is not None else "random inputs"),
                         opset, size)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
-from zoo.exporters.onnx import ExportReport, export as export_onnx
+from zoo.exporters.onnx import TEMP_PREFIX, ExportReport, clean_stale_temporaries, export as export_onnx, is_zoo_onnx
 
 MAX_BATCH = 64
 _TYPES = {1: "TYPE_FP32", 10: "TYPE_FP16", 11: "TYPE_FP64", 6: "TYPE_INT32", 7: "TYPE_INT64", 2: "TYPE_UINT8",
@@ -44,22 +44,45 @@ def config_pbtxt(name: str, model_path: Path, max_batch: int = MAX_BATCH) -> str
             f"input [\n{inputs}\n]\noutput [\n{outputs}\n]\ndynamic_batching {{ }}\n")
 
 
-def export(spec, module, out: Path, **kwargs: Any) -> ExportReport:
-    """``out`` is the model repository (created if needed); the entry is ``out/NAME``."""
+def is_zoo_entry(entry: Path) -> bool:
+    """A repository entry zoo wrote: ``config.pbtxt`` and version folders holding only a zoo ONNX."""
+    try:
+        if entry.is_symlink() or not entry.is_dir():
+            return False
+        for child in entry.iterdir():
+            if child.name == "config.pbtxt" and child.is_file() and not child.is_symlink():
+                continue
+            if not (child.name.isdigit() and child.is_dir() and not child.is_symlink()):
+                return False
+            if [p.name for p in child.iterdir()] != ["model.onnx"] or not is_zoo_onnx(child / "model.onnx"):
+                return False
+    except OSError:
+        return False
+    return True
+
+
+def export(spec, module, out: Path, *, force: bool = False, **kwargs: Any) -> ExportReport:
+    """``out`` is the model repository (created if needed); the entry is ``out/NAME``. An
+    existing entry is replaced only when zoo wrote it (or with ``force``): a model repository
+    holds other people's models and files."""
     if hasattr(module, "export_graphs") and len(module.export_graphs(None)) > 1:
         raise ZooError(f"triton export: {spec.name} exports several graphs driven by a loop; "
                        "use `zoo export --onnx` and run it with `zoo run`")
     out = Path(out)
     repository = out.parent if out.suffix else out
     entry = repository / spec.name
+    if (entry.exists() or entry.is_symlink()) and not force and not is_zoo_entry(entry):
+        raise ZooError(f"{entry} holds files zoo did not write; choose another --out (or --force to replace it)")
     repository.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{spec.name}-", dir=repository) as tmp:
+    clean_stale_temporaries(repository, TEMP_PREFIX)
+    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, dir=repository) as tmp:
         staged = Path(tmp) / spec.name
         (staged / "1").mkdir(parents=True)
         report = export_onnx(spec, module, staged / "1" / "model.onnx", **kwargs)
         (staged / "config.pbtxt").write_text(config_pbtxt(spec.name, report.path))
-        if entry.exists():
-            shutil.rmtree(entry)
+        if entry.exists() or entry.is_symlink():
+            old = Path(tmp) / "old"
+            entry.rename(old)  # removed with the temporary folder
         staged.rename(entry)
     report.path = entry
     return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,3 +110,85 @@ def collect_images(inputs: Sequence[Any]) -> list[Path | ImageInput]:
 
 def to_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
+
+
+class SaveTargets:
+    """Where ``zoo run --save FILE`` / ``--save-dir DIR`` write drawn images, decided before any
+    work: never over an input, a unique name when two inputs share a name (``a/x.png`` and
+    ``b/x.png``) or the file exists, and a missing folder is created only inside the current
+    directory (``--save /nonexistent/dir/x.png`` is refused, not created at the root)."""
+
+    def __init__(self, inputs: list[Path], save: str | None, save_dir: str | None, suffix: str = ".jpg"):
+        if save and save_dir:
+            raise ZooError("--save and --save-dir exclude each other; give one")
+        if save and len(inputs) > 1:
+            raise ZooError(f"--save names one output image but {len(inputs)} inputs were given; use --save-dir DIR")
+        self.suffix = suffix
+        self._inputs = {self._key(p) for p in inputs}
+        self._taken: set[str] = set()
+        self.save = Path(save) if save else None
+        self.folder = Path(save_dir) if save_dir else None
+        if self.save is not None:
+            if self.save.is_dir():
+                raise ZooError(f"--save {self.save}: is a folder; use --save-dir {self.save}")
+            if self.save.suffix.lower() not in IMAGE_SUFFIXES:
+                raise ZooError(f"--save {self.save}: name an image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            self._check_folder(self.save.parent, "--save")
+            if self._key(self.save) in self._inputs:
+                raise ZooError(f"--save {self.save} is one of the inputs; zoo never writes over an input")
+        if self.folder is not None:
+            if self.folder.exists() and not self.folder.is_dir():
+                raise ZooError(f"--save-dir {self.folder}: exists and is not a folder")
+            self._check_folder(self.folder, "--save-dir")
+
+    @staticmethod
+    def _key(path: Path) -> str:
+        return os.path.realpath(path)
+
+    @staticmethod
+    def _check_folder(folder: Path, flag: str) -> None:
+        if folder.is_dir():
+            return
+        inside = Path(os.path.realpath(folder))
+        here = Path(os.path.realpath(os.getcwd()))
+        if here != inside and here not in inside.parents:
+            raise ZooError(f"{flag}: folder {folder} does not exist; create it first (zoo creates missing folders "
+                           "only inside the current directory)")
+
+    def target(self, source: Path) -> Path | None:
+        """The file to write for ``source``, or None when nothing is saved."""
+        if self.save is not None:
+            self._make(self.save.parent)
+            return self.save
+        if self.folder is None:
+            return None
+        self._make(self.folder)
+        stem, n = Path(source).stem, 0
+        while True:
+            candidate = self.folder / f"{stem}{'-' + str(n) if n else ''}{self.suffix}"
+            key = self._key(candidate)
+            if key not in self._inputs and key not in self._taken and not candidate.exists():
+                self._taken.add(key)
+                return candidate
+            n += 1
+
+    @staticmethod
+    def _make(folder: Path) -> None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ZooError(f"cannot create {folder}: {exc.strerror or exc}") from exc
+
+
+def save_image(image: Image.Image, target: Path) -> None:
+    """Write ``image`` to ``target`` atomically, in the format its suffix names."""
+    from zoo.store import atomic_path
+
+    fmt = Image.registered_extensions().get(Path(target).suffix.lower())
+    if fmt is None:
+        raise ZooError(f"{target}: name an image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    try:
+        with atomic_path(Path(target), Path(target).suffix) as tmp:
+            (image.convert("RGB") if fmt == "JPEG" else image).save(tmp, format=fmt)
+    except (OSError, ValueError) as exc:
+        raise ZooError(f"{target}: cannot write the annotated image ({exc})") from exc

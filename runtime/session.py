@@ -101,7 +101,8 @@ def create_session(path: str, requested: str = "auto", options=None):
         else:
             session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())[:500] \
+            or type(exc).__name__  # onnxruntime's messages run over several lines: one here
         raise ZooError(f"{path}: onnxruntime cannot load this model ({message})") from exc
     got = session.get_providers()
     used = got[0] if got else "?"

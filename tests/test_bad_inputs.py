@@ -134,12 +134,13 @@ def test_export_failing_parity_writes_nothing(tmp_path, env, monkeypatch):
 
 def test_tampered_weights_fail_verification(tmp_path, zoo):
     env = {"ZOO_HOME": str(tmp_path)}
-    assert zoo("train", "lenet5", "--epochs", "1", "--max-steps", "1", "--no-progress", env=env).returncode == 0
-    weights = tmp_path / "weights" / "lenet5" / "model.safetensors"
+    assert zoo("train", "lenet5", "--epochs", "1", "--max-steps", "1", "--no-progress", "--tag", "t", "--activate",
+               env=env).returncode == 0
+    weights = tmp_path / "weights" / "lenet5" / "t" / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
-    verify = zoo("weights", "verify", "lenet5", env=env)
+    verify = zoo("weights", "verify", "lenet5@t", env=env)
     assert verify.returncode != 0 and "FAILED" in verify.stdout
     one_line_error(zoo("export", "lenet5", env=env), "does not match its manifest")
 
@@ -178,5 +179,5 @@ def test_weights_import_roundtrip(tmp_path, zoo):
     assert result.returncode == 0, result.stderr
     from safetensors.torch import load_file
 
-    stored = load_file(str(tmp_path / "home" / "weights" / "lenet5" / "model.safetensors"))
+    stored = load_file(str(tmp_path / "home" / "weights" / "lenet5" / "imported" / "model.safetensors"))
     assert all(torch.equal(stored[k], v) for k, v in module.state_dict().items())

@@ -132,7 +132,7 @@ def trained(tmp_path_factory):
     corpus.write_text("The quick brown fox jumps over the lazy dog.\n" * 200, encoding="utf-8")
     env = {"ZOO_HOME": str(home), "OMP_NUM_THREADS": "1"}
     r = run_zoo("train", "char-rnn", "--epochs", "1", "--max-steps", "2", "--data", str(corpus), *TINY_ARGS,
-                "--no-progress", env=env)
+                "--no-progress", "--activate", env=env)
     assert r.returncode == 0, r.stderr
     assert "test_bpc" in r.stdout
     r = run_zoo("export", "char-rnn", "--data", str(corpus), env=env)

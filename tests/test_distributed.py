@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 ARGS = ["train", "lenet5", "--epochs", "1", "--max-steps", "5", "--no-augment", "--config", "dropout=0",
-        "--no-progress", "--device", "cpu"]
+        "--no-progress", "--device", "cpu", "--tag", "ddp"]
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(
@@ -26,10 +26,10 @@ def test_two_processes_match_one(tmp_path, zoo):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 processes" in result.stderr
     assert result.stdout.count("test_accuracy") == 1  # only the main process reports
-    manifest = json.loads((ddp / "weights" / "lenet5" / "manifest.json").read_text())
+    manifest = json.loads((ddp / "weights" / "lenet5" / "ddp" / "manifest.json").read_text())
     assert manifest["processes"] == 2
-    one = load_file(str(single / "weights" / "lenet5" / "model.safetensors"))
-    two = load_file(str(ddp / "weights" / "lenet5" / "model.safetensors"))
+    one = load_file(str(single / "weights" / "lenet5" / "ddp" / "model.safetensors"))
+    two = load_file(str(ddp / "weights" / "lenet5" / "ddp" / "model.safetensors"))
     assert one.keys() == two.keys()
     for key in one:
         assert torch.allclose(one[key], two[key], atol=1e-5), key

@@ -133,7 +133,7 @@ def test_googlenet_takes_torchvision_published_weights(zoo, zoo_home, tmp_path):
     torch.save(published.state_dict(), path)
     r = zoo("weights", "import", "googlenet", path)
     assert r.returncode == 0, r.stderr
-    imported = load_file(str(zoo_home / "weights" / "googlenet" / "model.safetensors"))
+    imported = load_file(str(zoo_home / "weights" / "googlenet" / "imported" / "model.safetensors"))
     assert not any(k.startswith("aux") for k in imported) and len(imported) == len(REFERENCE["googlenet"]["state_dict"])
 
     model = spec.build().eval()
@@ -247,7 +247,7 @@ def test_import_finetune_export_run(zoo, zoo_home, tmp_path):
 
     r = zoo("weights", "import", "resnet18", checkpoint)
     assert r.returncode == 0, r.stderr
-    imported = load_file(str(zoo_home / "weights" / "resnet18" / "model.safetensors"))
+    imported = load_file(str(zoo_home / "weights" / "resnet18" / "imported" / "model.safetensors"))
     assert all(torch.equal(imported[k], v) for k, v in source.state_dict().items())
 
     r = zoo("train", "resnet18", "--dataset", "image-folder", "--data", data, "--freeze", "nowhere",
@@ -255,13 +255,16 @@ def test_import_finetune_export_run(zoo, zoo_home, tmp_path):
     assert r.returncode != 0 and "--freeze 'nowhere'" in r.stderr and "layer3" in r.stderr
 
     r = zoo("train", "resnet18", "--dataset", "image-folder", "--data", data, "--freeze", "head", "--epochs", "1",
-            "--max-steps", "2", "--batch-size", "8", "--config", "image_size=64", "--no-progress")
+            "--max-steps", "2", "--batch-size", "8", "--config", "image_size=64", "--no-progress", "--tag", "tuned")
     assert r.returncode == 0, r.stderr
     assert "starting from" in r.stderr and "120 of 122 tensors" in r.stderr
-    manifest = json.loads((zoo_home / "weights" / "resnet18" / "manifest.json").read_text())
+    # the imported weights have no dev metric on these shapes: the fine-tune is stored, not activated
+    assert "not active: resnet18@imported stays active" in r.stdout
+    assert zoo("weights", "use", "resnet18@tuned").returncode == 0
+    manifest = json.loads((zoo_home / "weights" / "resnet18" / "tuned" / "manifest.json").read_text())
     assert manifest["labels"] == list(SHAPES) and manifest["config"]["num_classes"] == 3
     assert manifest["preprocessing"]["size"] == [64, 64] and manifest["preprocessing"]["resize"] == 73
-    tuned = load_file(str(zoo_home / "weights" / "resnet18" / "model.safetensors"))
+    tuned = load_file(str(zoo_home / "weights" / "resnet18" / "tuned" / "model.safetensors"))
     # the frozen backbone, batch-norm statistics included, is exactly the imported one; the head is new
     assert all(torch.equal(tuned[k], imported[k]) for k in imported if not k.startswith("fc."))
     assert tuned["fc.weight"].shape == (3, 512)

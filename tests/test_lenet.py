@@ -17,7 +17,8 @@ def trained(tmp_path_factory, zoo):
     """A user store holding a quickly trained lenet5 and its export."""
     home = tmp_path_factory.mktemp("lenet-home")
     env = {"ZOO_HOME": str(home)}
-    result = zoo("train", "lenet5", "--epochs", "1", "--max-steps", "15", "--no-progress", env=env)
+    result = zoo("train", "lenet5", "--epochs", "1", "--max-steps", "15", "--no-progress", "--tag", "quick",
+                 "--activate", env=env)
     assert result.returncode == 0, result.stderr
     exported = zoo("export", "lenet5", "--onnx", env=env)
     assert exported.returncode == 0, exported.stderr
@@ -33,11 +34,11 @@ def test_lenet5_matches_the_paper_layout_and_declared_parameter_count(tmp_path):
 
 def test_training_writes_metrics_curve_checkpoints_and_a_manifest(trained):
     home, _, _ = trained
-    run = home / "runs" / "lenet5"
+    run = home / "runs" / "lenet5" / "quick"
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1] and 0 <= history[0]["dev_accuracy"] <= 1
     assert (run / "curve.png").read_bytes()[:4] == b"\x89PNG"
-    manifest = json.loads((home / "weights" / "lenet5" / "manifest.json").read_text())
+    manifest = json.loads((home / "weights" / "lenet5" / "quick" / "manifest.json").read_text())
     assert manifest["splits"] == {"train": 3500, "dev": 500, "test": 1000}
     assert {"test_accuracy", "dev_accuracy"} <= set(manifest["metrics"])
     assert manifest["command"].startswith("zoo train lenet5") and len(manifest["sha256"]) == 64
@@ -51,7 +52,8 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, zoo):
     second = zoo("train", "lenet5", "--epochs", "2", "--max-steps", "3", "--no-progress", "--resume", env=env)
     assert second.returncode == 0, second.stderr
     assert "resuming lenet5 from epoch 1" in second.stderr
-    state = json.loads((tmp_path / "runs" / "lenet5" / "state.json").read_text())
+    (run,) = (tmp_path / "runs" / "lenet5").iterdir()  # the newest run is the one resumed
+    state = json.loads((run / "checkpoint" / "state.json").read_text())
     assert state["epoch"] == 2 and [h["epoch"] for h in state["history"]] == [1, 2]
     first_seconds, total = (h["seconds"] for h in state["history"])
     assert total > first_seconds  # training time counts the epochs before the resume

@@ -199,7 +199,8 @@ def trained(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("zoo-home")
     env = {"ZOO_HOME": str(home), "OMP_NUM_THREADS": "1"}
-    r = run_zoo("train", "seq2seq-dates", "--epochs", "1", "--max-steps", "2", *TINY_ARGS, "--no-progress", env=env)
+    r = run_zoo("train", "seq2seq-dates", "--epochs", "1", "--max-steps", "2", *TINY_ARGS, "--no-progress",
+                "--activate", env=env)
     assert r.returncode == 0, r.stderr
     assert "test_token_accuracy" in r.stdout
     r = run_zoo("export", "seq2seq-dates", env=env)
@@ -299,8 +300,8 @@ def test_train_on_a_users_parallel_corpus(tmp_path):
     words = ["cat", "dog", "bird", "fish", "cow", "hen", "pig", "owl"]
     corpus.write_text("".join(f"{a} {b}\t{b.upper()} {a.upper()}\n" for a in words for b in words), encoding="utf-8")
     r = run_zoo("train", "seq2seq-dates", "--data", str(corpus), "--epochs", "1", "--max-steps", "2", *TINY_ARGS,
-                "--no-progress", env={"ZOO_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"})
+                "--no-progress", "--tag", "words", env={"ZOO_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr
-    manifest = json.loads((tmp_path / "home" / "weights" / "seq2seq-dates" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "home" / "weights" / "seq2seq-dates" / "words" / "manifest.json").read_text())
     assert manifest["task_meta"]["target_unit"] == "word" and "DOG" in manifest["task_meta"]["tgt_vocab"]
     assert manifest["splits"] == {"train": 55, "dev": 3, "test": 6}

@@ -49,14 +49,18 @@ def bench_model(name: str, batches: tuple[int, ...], iters: int, providers: tupl
     from zoo.exporters.onnx import image_graph
     from zoo.modelio import export_model, load_trained
 
-    spec = registry().model(name)
-    module, _ = load_trained(spec, random_weights, config)
+    from zoo.store import split_ref
+
+    model, tag = split_ref(name)
+    spec = registry().model(model)
+    module, _ = load_trained(spec, random_weights, config, tag)
     module.eval()
     batches = batches or tuple(spec.train_defaults.get("bench_batches", (1, 64)))
     if random_weights:
         click.echo("note: RANDOM weights (timing only)", err=True)
     with tempfile.TemporaryDirectory() as tmp:
-        report = export_model(spec.name, out=str(Path(tmp) / f"{spec.name}.onnx"), random_weights=random_weights,
+        report = export_model(f"{spec.name}@{tag}" if tag else spec.name, out=str(Path(tmp) / f"{spec.name}.onnx"),
+                              random_weights=random_weights,
                               config=config)
         artifact = report.path
         graphs = module.export_graphs(None) if hasattr(module, "export_graphs") else \

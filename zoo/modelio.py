@@ -13,22 +13,27 @@ from zoo.registry import registry
 from zoo.specs import ModelSpec, load_object
 
 
-def load_trained(spec: ModelSpec, random_weights: bool = False, config: dict | None = None):
+def load_trained(spec: ModelSpec, random_weights: bool = False, config: dict | None = None,
+                 tag: str | None = None):
     """The module with its stored weights (verified against the manifest), and the manifest.
-    ``config`` overrides the default config of random weights (a bench at another input size)."""
+    ``tag`` picks the entry (default: the active one); ``config`` overrides the default config
+    of random weights (a bench at another input size)."""
     from zoo.engine import load_weights
 
     if random_weights:
+        if tag:
+            raise ZooError(f"--random-weights uses no stored weights; drop @{tag}")
         return spec.build(config), {"config": spec.config(config), "labels": list(spec.labels), "sha256": "random",
+                                    "tag": store.RANDOM,
                                     "preprocessing": spec.preprocessing_for(spec.config(config)),
                                     "dataset": spec.dataset}
     if config:
         raise ZooError("--config applies to --random-weights; trained weights keep the config they were trained with")
-    entry = store.require(spec.name)
+    entry = store.require(f"{spec.name}@{tag}" if tag else spec.name)
     entry.verify()
     module = spec.build(entry.manifest.get("config"))
     load_weights(module, entry.file)
-    return module, entry.manifest
+    return module, dict(entry.manifest, tag=entry.tag)
 
 
 def dev_samples(spec: ModelSpec, manifest: dict[str, Any], data: str | None, limit: int = 64):
@@ -52,65 +57,144 @@ def dev_samples(spec: ModelSpec, manifest: dict[str, Any], data: str | None, lim
 
 
 def default_artifact_path(name: str, suffix: str = ".onnx") -> Path:
+    """Where ``zoo export NAME`` writes; ``name`` may carry a tag (``lenet5@shipped``), and the
+    random-weights export of NAME is ``NAME@random``, so it never shadows a trained one."""
     return store.exports_dir() / f"{name}{suffix}"
+
+
+def artifact_meta(spec: ModelSpec, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The artifact's self-description, built once through the typed schema that readers check."""
+    from zoo.runtime.meta import ArtifactMeta, Preprocessing
+
+    task_meta = manifest.get("task_meta") or {}
+    typed = ArtifactMeta.from_dict({
+        **task_meta,
+        "task": spec.task, "model": spec.name, "family": spec.family,
+        "labels": manifest.get("labels") or list(spec.labels),
+        "preprocessing": manifest.get("preprocessing") or dict(spec.preprocessing),
+        "config": manifest.get("config") or {}, "weights_sha256": manifest.get("sha256") or "",
+        "weights_tag": manifest.get("tag") or "",
+        "metrics": manifest.get("metrics", {}), "input_layout": "NCHW" if spec.input_shape else "",
+    }, f"{spec.name} weights manifest")
+    assert isinstance(typed.preprocessing, Preprocessing)
+    return typed.to_dict()
+
+
+def _accepts(fn, name: str) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def export_model(name: str, fmt: str = "onnx", out: str | None = None, opset: int | None = None,
                  data: str | None = None, random_weights: bool = False, fp16: bool = False,
-                 config: dict | None = None):
-    """Export NAME; with ``fp16`` also a half-precision ONNX variant beside it, whose report is
-    returned in the report's ``fp16`` field."""
+                 config: dict | None = None, force: bool = False):
+    """Export NAME (or NAME@TAG); with ``fp16`` also a half-precision ONNX variant beside it,
+    whose report is returned in the report's ``fp16`` field. An existing destination is replaced
+    only when zoo wrote it (or with ``force``)."""
+    from zoo.exporters.onnx import check_replaceable
+
     reg = registry()
     if fp16 and fmt != "onnx":
         raise ZooError(f"--fp16 is offered for ONNX exports, not {fmt!r}")
-    spec = reg.model(name)
+    model_name, tag = store.split_ref(name)
+    spec = reg.model(model_name)
     exporter = reg.exporter(fmt)
-    module, manifest = load_trained(spec, random_weights, config)
+    module, manifest = load_trained(spec, random_weights, config, tag)
     samples, source = dev_samples(spec, manifest, data)
-    meta = {
-        "task": spec.task, "model": spec.name, "family": spec.family,
-        "labels": manifest.get("labels") or list(spec.labels),
-        "preprocessing": manifest.get("preprocessing") or dict(spec.preprocessing),
-        "config": manifest.get("config"), "weights_sha256": manifest.get("sha256"),
-        "metrics": manifest.get("metrics", {}), "input_layout": "NCHW" if spec.input_shape else "",
-        **manifest.get("task_meta", {}),
-    }
+    meta = artifact_meta(spec, manifest)
+    stem = f"{spec.name}@{store.RANDOM}" if random_weights else f"{spec.name}@{tag}" if tag else spec.name
     # an exporter without a file suffix writes into a folder (a Triton model repository, say)
-    default = default_artifact_path(spec.name, exporter.suffix) if exporter.suffix else store.exports_dir() / fmt
+    default = default_artifact_path(stem, exporter.suffix) if exporter.suffix else store.exports_dir() / fmt
+    if out is None:
+        store.exports_dir().mkdir(parents=True, exist_ok=True)
     path = Path(out) if out else default
-    if path.is_dir() and path.suffix != exporter.suffix and not (path / "zoo.json").exists():
-        path = path / f"{spec.name}{exporter.suffix}"
+    if exporter.suffix and path.is_dir() and path.suffix != exporter.suffix and not (path / "zoo.json").exists():
+        path = path / f"{stem}{exporter.suffix}"
+    if exporter.suffix:
+        check_replaceable(path, force)
+    if fp16:
+        from zoo.exporters.fp16 import half_path
+
+        check_replaceable(half_path(path), force)  # refused before anything is written
     kwargs: dict[str, Any] = {"meta": meta, "samples": samples, "sample_source": source}
     if opset:
         kwargs["opset"] = opset
-    report = load_object(exporter.export)(spec, module, path, **kwargs)
+    export_fn = load_object(exporter.export)
+    if _accepts(export_fn, "force"):
+        kwargs["force"] = force
+    report = export_fn(spec, module, path, **kwargs)
     if fp16:
         from zoo.exporters.fp16 import export_half
         from zoo.exporters.onnx import DEFAULT_OPSET
 
         report.fp16 = export_half(spec, module, report.path, meta=meta, samples=samples,
-                                  opset=opset or DEFAULT_OPSET, sample_source=source)
+                                  opset=opset or DEFAULT_OPSET, sample_source=source, force=force)
     return report
+
+
+#: slack above the model's own size that a weights file may have (headers, an optimizer's
+#: moments, EMA copies or auxiliary heads a published checkpoint carries beside the weights)
+SIZE_FACTOR, SIZE_SLACK = 4, 64 << 20
+
+
+def max_file_bytes(module) -> int:
+    """The largest weights file this module could need, checked before a byte is read."""
+    own = sum(t.numel() * 4 for t in module.state_dict().values())
+    return SIZE_FACTOR * own + SIZE_SLACK
+
+
+def _check_size(path: Path, module, name: str, limit: int | None = None) -> None:
+    size = path.stat().st_size
+    limit = max_file_bytes(module) if limit is None else limit
+    if size > limit:
+        raise ZooError(f"{path}: {size / 1e6:,.1f} MB is more than {name} could need (at most {limit / 1e6:,.1f} MB); "
+                       "refused unread")
+    if path.suffix.lower() in (".pt", ".pth", ".bin", ".ckpt"):
+        import zipfile
+
+        if zipfile.is_zipfile(path):  # torch.save's format: what it inflates to is declared up front
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    inflated = sum(info.file_size for info in archive.infolist())
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise ZooError(f"{path}: a damaged PyTorch file ({exc})") from exc
+            if inflated > limit:
+                raise ZooError(f"{path}: unpacks to {inflated / 1e6:,.1f} MB, more than {name} could need "
+                               f"(at most {limit / 1e6:,.1f} MB); refused unread")
 
 
 def _state_from_file(spec: ModelSpec, module, path: Path) -> dict:
     import torch
 
     suffix = path.suffix.lower()
+    if suffix in spec.importers and suffix not in (".safetensors", ".pt", ".pth", ".bin", ".ckpt"):
+        converter = load_object(spec.importers[suffix])
+        # a converter of a format whose size is not the model's (a text vocabulary file, say)
+        # names its own bound: converter.max_bytes(module) -> int
+        bound = getattr(converter, "max_bytes", None)
+        _check_size(path, module, spec.name, bound(module) if callable(bound) else None)
+        return converter(spec, module, path)
+    _check_size(path, module, spec.name)
     if suffix == ".safetensors":
         from safetensors.torch import load_file
 
         try:
             return load_file(str(path))
         except Exception as exc:
-            raise ZooError(f"{path}: not a readable safetensors file ({exc})") from exc
+            raise ZooError(f"{path}: not a readable safetensors file ({type(exc).__name__})") from exc
     if suffix in (".pt", ".pth", ".bin", ".ckpt"):
         try:
             # weights_only: tensors and plain containers only, never arbitrary pickled objects
             state = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise ZooError(f"{path}: not a loadable PyTorch state dict ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+            why = "it holds pickled objects other than tensors, which zoo never unpickles" \
+                if "weights_only" in str(exc) or "Unsupported" in str(exc) else "unreadable or damaged"
+            raise ZooError(f"{path}: not a loadable PyTorch state dict ({why})") from exc
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(state, dict) and isinstance(state.get(key), dict):
                 state = state[key]
@@ -121,6 +205,25 @@ def _state_from_file(spec: ModelSpec, module, path: Path) -> dict:
         return load_object(spec.importers[suffix])(spec, module, path)
     known = [".safetensors", ".pt", ".pth", *spec.importers]
     raise ZooError(f"{path}: unknown weights format {suffix or '(no suffix)'} for {spec.name}; known: {', '.join(known)}")
+
+
+def check_values(module, state: dict, source: Path, cast: bool = False) -> dict:
+    """Every tensor finite and of the model's own dtype (a cast only when asked for)."""
+    import torch
+
+    expected = module.state_dict()
+    out = {}
+    for key, value in state.items():
+        want = expected[key].dtype
+        if value.dtype != want:
+            if not cast or not (value.is_floating_point() and want.is_floating_point):
+                raise ZooError(f"{source}: {key} is {str(value.dtype).removeprefix('torch.')}, the model's is "
+                               f"{str(want).removeprefix('torch.')}" + ("" if cast else "; pass --cast to convert"))
+            value = value.to(want)
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ZooError(f"{source}: {key} holds NaN or infinite values; refused")
+        out[key] = value
+    return out
 
 
 def check_state(module, state: dict, source: Path) -> None:
@@ -141,7 +244,8 @@ def check_state(module, state: dict, source: Path) -> None:
         raise ZooError(f"{source}: weights do not fit this architecture: {'; '.join(problems)}")
 
 
-def import_weights(name: str, file: str, config: dict | None = None) -> store.WeightsEntry:
+def import_weights(name: str, file: str, config: dict | None = None, tag: str | None = None,
+                   activate: bool = True, cast: bool = False) -> store.WeightsEntry:
     import shlex
     import sys
     import tempfile
@@ -153,13 +257,18 @@ def import_weights(name: str, file: str, config: dict | None = None) -> store.We
     spec = registry().model(name)
     path = Path(file)
     if not path.is_file():
-        raise ZooError(f"{path}: no such file")
+        raise ZooError(f"{path}: no such file" if not path.exists() else f"{path}: not a plain file")
+    if tag:
+        store.check_tag(tag)
+        if store.find(f"{spec.name}@{tag}") is not None:
+            raise ZooError(f"{spec.name}@{tag} exists; choose another --tag")
     module = spec.build(config)
     state = _state_from_file(spec, module, path)
     if hasattr(module, "imported_state"):  # a module may drop what its published files carry beyond it
         state = module.imported_state(state)
     check_state(module, state, path)
-    module.load_state_dict({k: v for k, v in state.items()}, strict=True)
+    state = check_values(module, state, path, cast)
+    module.load_state_dict(state, strict=True)
     manifest = {
         "model": spec.name, "family": spec.family, "task": spec.task, "config": spec.config(config),
         "dataset": spec.dataset, "labels": list(spec.labels),
@@ -171,4 +280,7 @@ def import_weights(name: str, file: str, config: dict | None = None) -> store.We
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "model.safetensors"
         save_weights(module, staged)
-        return store.install(spec.name, staged, manifest)
+        if tag:
+            store.check_tag(tag)
+        return store.install(spec.name, staged, manifest, tag=tag or store.free_tag(spec.name, "imported"),
+                             activate=activate)

@@ -1,17 +1,32 @@
 """Weights on disk: the read-only ``weights/`` shipped with zoo and the user's store under
-``$ZOO_HOME``. An entry is a folder holding ``model.safetensors`` and ``manifest.json`` (model,
-config, dataset, metrics, sha256, created, zoo version, command). Every write goes to a temporary
-file in the same folder and is renamed into place, so a crash never leaves half a file."""
+``$ZOO_HOME``. A model has several entries keyed by tag (as timm keys pretrained weights):
+``shipped``, ``imported`` and one per training run (its run id, or the ``--tag`` it was given),
+and one of them is *active*: the one used wherever ``NAME`` is given without ``@TAG``.
+
+User store layout, per model::
+
+    weights/NAME/active             the active tag (a one-line text file)
+    weights/NAME/TAG/model.safetensors + manifest.json
+    weights/NAME/.lock              the pid of the one process writing NAME's store
+
+An entry is installed as one transaction: a staging folder beside the entries is filled (weights
+and manifest) and renamed onto ``TAG`` in one step, so a crash leaves either the whole entry or
+nothing, and never touches another entry. Writers of one model take the lock; readers never
+block. Nothing installed is replaced: a tag that exists is refused. A manifest that cannot be
+read makes its entry *broken* (shown as such) without hiding the others."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,6 +34,19 @@ from zoo.errors import ZooError
 
 WEIGHTS_FILE = "model.safetensors"
 MANIFEST_FILE = "manifest.json"
+ACTIVE_FILE = "active"
+LOCK_FILE = ".lock"
+SHIPPED = "shipped"
+#: the pseudo-tag of artifacts exported with --random-weights (never a store entry)
+RANDOM = "random"
+#: a user tag folder that holds the pre-tag layout (manifest directly in weights/NAME)
+LEGACY = "legacy"
+TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_STAGING = (".new-", ".removed-")
+#: how long a writer waits for another writer of the same model before giving up
+LOCK_WAIT_S = float(os.environ.get("ZOO_LOCK_WAIT", "30"))
+#: manifests larger than this are refused unread (a manifest is a few kB)
+MAX_MANIFEST_BYTES = 16 << 20
 
 
 def _shipped_dir() -> Path:
@@ -31,10 +59,14 @@ def _shipped_dir() -> Path:
 def zoo_home() -> Path:
     env = os.environ.get("ZOO_HOME")
     if env:
-        return Path(env).expanduser()
-    from platformdirs import user_data_dir
+        home = Path(env).expanduser()
+    else:
+        from platformdirs import user_data_dir
 
-    return Path(user_data_dir("zoo"))
+        home = Path(user_data_dir("zoo"))
+    if home.exists() and not home.is_dir():
+        raise ZooError(f"ZOO_HOME {home} is not a folder; point ZOO_HOME at a folder zoo may write")
+    return home
 
 
 def user_weights_dir() -> Path:
@@ -55,12 +87,22 @@ def _umask() -> int:
     return mask
 
 
+def _mkdir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ZooError(f"cannot create {path}: {exc.strerror or exc}") from exc
+
+
 @contextmanager
 def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    _mkdir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ZooError(f"cannot write in {path.parent}: {exc.strerror or exc}") from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -89,25 +131,73 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def crash_point(name: str) -> None:
+    """Tests of crash safety set ``ZOO_CRASH_AT=NAME`` to end the process abruptly here."""
+    if os.environ.get("ZOO_CRASH_AT") == name:
+        os._exit(99)
+
+
+# -- names -------------------------------------------------------------------------------------
+def split_ref(ref: str) -> tuple[str, str | None]:
+    """``"lenet5@shipped"`` -> ``("lenet5", "shipped")``; without ``@`` the tag is None."""
+    name, sep, tag = ref.partition("@")
+    if not sep:
+        return ref, None
+    if not TAG_RE.match(tag):
+        raise ZooError(f"{ref!r}: a tag is 1-64 letters, digits and . _ - (e.g. {name}@shipped)")
+    return name, tag
+
+
+def check_tag(tag: str) -> str:
+    if not TAG_RE.match(tag) or tag in (SHIPPED, RANDOM, LEGACY):
+        raise ZooError(f"tag {tag!r}: use 1-64 letters, digits and . _ - (not {SHIPPED}, {RANDOM} or {LEGACY})")
+    return tag
+
+
+def new_run_id() -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    # the processes of one torchrun launch share their launcher, and so one run id
+    pid = os.getppid() if int(os.environ.get("WORLD_SIZE", "1")) > 1 else os.getpid()
+    return f"run-{stamp}-{pid % 100000:05d}"
+
+
+# -- entries -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class WeightsEntry:
     model: str
     folder: Path
     manifest: dict[str, Any]
     shipped: bool
+    tag: str = ""
+    active: bool = False
+    #: why the entry cannot be used (an unreadable manifest), or None
+    broken: str | None = None
 
     @property
     def file(self) -> Path:
-        return self.folder / self.manifest.get("file", WEIGHTS_FILE)
+        name = self.manifest.get("file", WEIGHTS_FILE)
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            name = WEIGHTS_FILE  # a manifest names a file in its own folder, nothing else
+        return self.folder / name
 
     @property
     def where(self) -> str:
         return "shipped" if self.shipped else "user"
 
+    @property
+    def ref(self) -> str:
+        return f"{self.model}@{self.tag}"
+
+    @property
+    def sha256(self) -> str:
+        return str(self.manifest.get("sha256", ""))
+
     def verify(self) -> None:
         """Raise ZooError unless the weights file exists and matches the manifest's sha256."""
+        if self.broken:
+            raise ZooError(f"{self.ref} is broken: {self.broken}")
         if not self.file.is_file():
-            raise ZooError(f"weights file {self.file} for {self.model} is missing")
+            raise ZooError(f"weights file {self.file} for {self.ref} is missing")
         actual = sha256_file(self.file)
         if actual != self.manifest.get("sha256"):
             raise ZooError(
@@ -117,53 +207,312 @@ class WeightsEntry:
             )
 
 
-def _read_entry(folder: Path, shipped: bool) -> WeightsEntry | None:
+def _read_entry(folder: Path, shipped: bool, model: str, tag: str) -> WeightsEntry | None:
     manifest_path = folder / MANIFEST_FILE
-    if not manifest_path.is_file():
+    if not manifest_path.exists() and not manifest_path.is_symlink():
         return None
     try:
+        if not manifest_path.is_file():
+            raise ValueError("not a plain file")
+        if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ValueError(f"larger than {MAX_MANIFEST_BYTES >> 20} MB")
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ZooError(f"weights manifest {manifest_path} is unreadable: {exc}") from exc
-    return WeightsEntry(manifest.get("model", folder.name), folder, manifest, shipped)
+        if not isinstance(manifest, dict):
+            raise ValueError("not a JSON object")
+        from zoo.runtime.meta import check_manifest
+
+        check_manifest(manifest)
+    except (OSError, ValueError, ZooError) as exc:
+        reason = f"manifest {manifest_path} is unreadable ({exc})"
+        return WeightsEntry(model, folder, {}, shipped, tag, broken=reason)
+    return WeightsEntry(model, folder, manifest, shipped, tag)
 
 
-def entries() -> list[WeightsEntry]:
-    """Every entry, user store first (it overrides a shipped entry of the same model)."""
+def _model_dir(model: str, root: Path | None = None) -> Path:
+    if not model or "/" in model or model.startswith(".") or "@" in model:
+        raise ZooError(f"{model!r} is not a model name")
+    return (root or user_weights_dir()) / model
+
+
+def _user_entries(model: str) -> list[WeightsEntry]:
+    folder = _model_dir(model)
     found: list[WeightsEntry] = []
-    for root, shipped in ((user_weights_dir(), False), (_shipped_dir(), True)):
-        if root.is_dir():
-            for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-                entry = _read_entry(folder, shipped)
-                if entry is not None:
-                    found.append(entry)
+    if not folder.is_dir():
+        return found
+    legacy = _read_entry(folder, False, model, LEGACY)
+    if legacy is not None:
+        found.append(legacy)
+    for sub in sorted(folder.iterdir()):
+        if sub.name.startswith(".") or not sub.is_dir() or sub.is_symlink():
+            continue
+        entry = _read_entry(sub, False, model, sub.name)
+        if entry is not None:
+            found.append(entry)
     return found
 
 
-def find(model: str) -> WeightsEntry | None:
-    for root, shipped in ((user_weights_dir(), False), (_shipped_dir(), True)):
-        entry = _read_entry(root / model, shipped)
-        if entry is not None:
+def _shipped_entry(model: str) -> WeightsEntry | None:
+    return _read_entry(_shipped_dir() / model, True, model, SHIPPED)
+
+
+def _active_tag(model: str) -> str | None:
+    path = _model_dir(model) / ACTIVE_FILE
+    try:
+        tag = path.read_text(encoding="utf-8").strip()[:80] if path.is_file() else None
+    except OSError:
+        return None
+    return tag if tag and TAG_RE.match(tag) else None
+
+
+def model_entries(model: str) -> list[WeightsEntry]:
+    """Every entry of ``model`` (user entries by tag, then the shipped one), the active one marked."""
+    candidates = _user_entries(model)
+    shipped = _shipped_entry(model)
+    if shipped is not None:
+        candidates.append(shipped)
+    if not candidates:
+        return []
+    tags = {e.tag: e for e in candidates}
+    active = _active_tag(model)
+    if active not in tags:
+        # no (or a stale) pointer: the shipped entry, else the newest user entry
+        usable = [e for e in candidates if not e.broken]
+        pick = shipped if shipped is not None and not shipped.broken else (
+            max(usable, key=lambda e: str(e.manifest.get("created", ""))) if usable else None)
+        active = pick.tag if pick else None
+    return [WeightsEntry(e.model, e.folder, e.manifest, e.shipped, e.tag, e.tag == active, e.broken)
+            for e in candidates]
+
+
+def _models() -> list[str]:
+    names: set[str] = set()
+    for root in (user_weights_dir(), _shipped_dir()):
+        if root.is_dir():
+            names.update(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+    return sorted(names)
+
+
+def entries() -> list[WeightsEntry]:
+    """Every entry of every model."""
+    return [e for model in _models() for e in model_entries(model)]
+
+
+def find(ref: str) -> WeightsEntry | None:
+    """``NAME`` (the active entry) or ``NAME@TAG``; None when there is no such entry."""
+    model, tag = split_ref(ref)
+    all_entries = model_entries(model)
+    for entry in all_entries:
+        if (entry.tag == tag) if tag else entry.active:
             return entry
     return None
 
 
-def require(model: str) -> WeightsEntry:
-    entry = find(model)
+def require(ref: str) -> WeightsEntry:
+    model, tag = split_ref(ref)
+    entry = find(ref)
     if entry is None:
+        if tag:
+            known = ", ".join(e.tag for e in model_entries(model)) or "none"
+            raise ZooError(f"no weights {model}@{tag} (tags of {model}: {known}; see `zoo weights list`)")
         raise ZooError(
             f"no weights for {model}: train them with `zoo train {model}` "
             f"or import a file with `zoo weights import {model} FILE`"
         )
+    if entry.broken:
+        raise ZooError(f"{entry.ref} is broken: {entry.broken}; `zoo weights use {model}@OTHER` or "
+                       f"`zoo weights remove {entry.ref}`")
     return entry
 
 
-def install(model: str, weights_file: Path, manifest: dict[str, Any], dest_root: Path | None = None) -> WeightsEntry:
-    """Copy a finished weights file and its manifest into the store, atomically."""
-    folder = (dest_root or user_weights_dir()) / model
-    folder.mkdir(parents=True, exist_ok=True)
-    manifest = dict(manifest, model=model, file=WEIGHTS_FILE, sha256=sha256_file(weights_file))
-    with atomic_path(folder / WEIGHTS_FILE) as tmp:
-        shutil.copyfile(weights_file, tmp)
-    write_json(folder / MANIFEST_FILE, manifest)
-    return WeightsEntry(model, folder, manifest, False)
+# -- writing -------------------------------------------------------------------------------------
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def lock(model: str, root: Path | None = None, wait_s: float | None = None) -> Iterator[Path]:
+    """Serialise the writers of one model's store with a lock file holding the writer's pid; a
+    lock whose process is gone is taken over. Leftover staging folders of crashed writers are
+    removed once the lock is held (no other writer can own them then)."""
+    folder = _model_dir(model, root)
+    _mkdir(folder)
+    path = folder / LOCK_FILE
+    deadline = time.monotonic() + (LOCK_WAIT_S if wait_s is None else wait_s)
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = int(path.read_text().strip() or "0")
+            except (OSError, ValueError):
+                holder = 0
+            if holder and not _alive(holder) or not holder and time.time() - _mtime(path) > 10:
+                _unlink(path)  # the writer died holding it
+                continue
+            if time.monotonic() > deadline:
+                raise ZooError(f"{model}'s weights store is being written by another zoo process (pid {holder}); "
+                               f"try again when it ends, or remove {path} if no such process runs")
+            time.sleep(0.1)
+            continue
+        except OSError as exc:
+            raise ZooError(f"cannot write in {folder}: {exc.strerror or exc}") from exc
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        break
+    try:
+        for stale in folder.iterdir():
+            if stale.name.startswith(_STAGING) and stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+        yield folder
+    finally:
+        _unlink(path)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def free_tag(model: str, base: str) -> str:
+    """``base``, or ``base-2``, ``base-3``, ... whichever is not taken yet."""
+    taken = {e.tag for e in model_entries(model)}
+    tag, n = base, 1
+    while tag in taken:
+        n += 1
+        tag = f"{base}-{n}"
+    return tag
+
+
+def install(model: str, weights_file: Path, manifest: dict[str, Any], dest_root: Path | None = None, *,
+            tag: str | None = None, activate: bool = True) -> WeightsEntry:
+    """Install a finished weights file and its manifest as the new entry ``model@tag``, in one
+    transaction under the model's lock. ``tag`` defaults to ``imported`` for imported weights and
+    to a fresh run id otherwise; a tag that exists is refused (nothing installed is replaced).
+    With ``activate`` the entry becomes the active one."""
+    with lock(model, dest_root) as folder:
+        if tag is None:
+            tag = free_tag(model, "imported" if manifest.get("imported_from") else new_run_id())
+        check_tag(tag)
+        final = folder / tag
+        if final.exists() or any(e.tag == tag for e in model_entries(model)):
+            raise ZooError(f"{model}@{tag} exists; choose another tag or `zoo weights remove {model}@{tag}` first")
+        staging = Path(tempfile.mkdtemp(prefix=f".new-{tag}-", dir=folder))
+        try:
+            target = staging / WEIGHTS_FILE
+            shutil.copyfile(weights_file, target)
+            crash_point("install-copied")
+            manifest = dict(manifest, model=model, file=WEIGHTS_FILE, sha256=sha256_file(target), tag=tag)
+            (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            for path in (target, staging / MANIFEST_FILE):
+                _fsync_file(path)
+            os.chmod(staging, 0o777 & ~_umask())
+            crash_point("install-staged")
+            os.rename(staging, final)  # the one step that makes the entry appear
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        crash_point("install-renamed")
+        if activate:
+            atomic_write_text(folder / ACTIVE_FILE, tag + "\n")
+    return WeightsEntry(model, final, manifest, False, tag, activate)
+
+
+def use(ref: str) -> WeightsEntry:
+    """Make ``NAME@TAG`` the active entry of NAME."""
+    model, tag = split_ref(ref)
+    if tag is None:
+        raise ZooError(f"{ref!r}: name the entry to use as NAME@TAG (see `zoo weights list {model}`)")
+    entry = require(ref)
+    with lock(model) as folder:
+        atomic_write_text(folder / ACTIVE_FILE, tag + "\n")
+    return WeightsEntry(entry.model, entry.folder, entry.manifest, entry.shipped, entry.tag, True)
+
+
+def remove(ref: str) -> WeightsEntry:
+    """Delete the user entry ``NAME@TAG``; the active entry and shipped weights are refused."""
+    model, tag = split_ref(ref)
+    if tag is None:
+        raise ZooError(f"{ref!r}: name the entry to remove as NAME@TAG (see `zoo weights list {model}`)")
+    entry = find(ref)
+    if entry is None:
+        require(ref)  # raises the message that names the known tags
+    assert entry is not None
+    if entry.shipped:
+        raise ZooError(f"{ref} is shipped with zoo and read-only")
+    if entry.active:
+        others = [e.ref for e in model_entries(model) if not e.active and not e.broken]
+        hint = f"`zoo weights use {others[0]}` first" if others else "it is the only entry"
+        raise ZooError(f"{ref} is the active entry; {hint}")
+    with lock(model) as folder:
+        if entry.tag == LEGACY:
+            for name in (MANIFEST_FILE, entry.file.name):
+                _unlink(folder / name)
+        else:
+            doomed = folder / f".removed-{tag}-{os.getpid()}"
+            os.rename(entry.folder, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+    return entry
+
+
+def clean_stale_temporaries(folder: Path, prefix: str = ".zoo-export-", older_than_s: float = 3600) -> int:
+    """Remove ``prefix*`` folders in ``folder`` that a killed process left behind (only those
+    older than ``older_than_s``, so that a concurrent export keeps its own)."""
+    removed = 0
+    try:
+        children = list(folder.iterdir()) if folder.is_dir() else []
+    except OSError:
+        return 0
+    now = time.time()
+    for child in children:
+        if child.name.startswith(prefix) and child.is_dir() and not child.is_symlink() \
+                and now - _mtime(child) > older_than_s:
+            shutil.rmtree(child, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+@dataclass
+class Decision:
+    """Whether a finished training run became the active entry, and why, in one sentence."""
+
+    activated: bool
+    reason: str
+    previous: WeightsEntry | None = field(default=None)
+
+
+def should_activate(model: str, metrics: dict[str, Any], metric: str, higher_is_better: bool,
+                    dataset: str | None) -> Decision:
+    """A new run becomes active only if it beats the active entry on the same dev metric."""
+    current = find(model)
+    if current is None or current.broken:
+        return Decision(True, "no other usable weights were active", current)
+    key = f"dev_{metric}"
+    new, old = metrics.get(key), current.manifest.get("metrics", {}).get(key)
+    if not isinstance(old, (int, float)) or current.manifest.get("dataset") != dataset:
+        return Decision(False, f"the active {current.ref} has no {key} on {dataset} to compare with", current)
+    if not isinstance(new, (int, float)):
+        return Decision(False, f"this run has no {key}", current)
+    better = new > old if higher_is_better else new < old
+    if better:
+        return Decision(True, f"{key} {new:.4f} beats the active {current.ref}'s {old:.4f}", current)
+    return Decision(False, f"{key} {new:.4f} does not beat the active {current.ref}'s {old:.4f}", current)

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from zoo.errors import ZooError
 from zoo.runtime.boxes import Letterbox, batched_nms, iou
-from zoo.runtime.images import collect_images, load_image, to_array
+from zoo.runtime.images import SaveTargets, collect_images, load_image, save_image, to_array
 from zoo.runtime.results import DetectionResult
 from zoo.runtime.tasks import Task
 
@@ -241,9 +241,7 @@ class ObjectDetection(Task):
         if not 0 <= conf <= 1 or not 0 <= iou_threshold <= 1:
             raise ZooError(f"--conf and --iou must lie in [0, 1] (got {conf}, {iou_threshold})")
         paths = collect_images(inputs)
-        save, save_dir = options.get("save"), options.get("save_dir")
-        if save and len(paths) > 1:
-            raise ZooError(f"--save names one output image but {len(paths)} inputs were given; use --save-dir DIR")
+        targets = SaveTargets(paths, options.get("save"), options.get("save_dir"))
         session = artifact.session()
         input_name = session.get_inputs()[0].name
         batch = max(1, int(options.get("batch_size") or 8))
@@ -260,13 +258,9 @@ class ObjectDetection(Task):
                                "score": round(float(s), 4), "box": [round(float(v), 1) for v in b]}
                               for b, s, c in zip(pixels[inside], found["scores"][inside], found["classes"][inside])]
                 result = {"input": str(path), "width": img.width, "height": img.height, "detections": detections}
-                target = Path(save) if save else (Path(save_dir) / f"{path.stem}.jpg" if save_dir else None)
+                target = targets.target(path)
                 if target is not None:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    try:
-                        draw(img, detections).save(target)
-                    except (OSError, ValueError) as exc:
-                        raise ZooError(f"{target}: cannot write the annotated image ({exc})") from exc
+                    save_image(draw(img, detections), target)
                     result["saved"] = str(target)
                 results.append(result)
         return results
