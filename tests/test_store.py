@@ -260,3 +260,23 @@ def test_bad_tags_are_one_line_errors(tmp_path, zoo):
     one_line_error(zoo("info", "lenet5@../x", env=env), "tag")
     one_line_error(zoo("train", "lenet5", "--tag", "shipped", "--epochs", "1", env=env), "tag 'shipped'")
     one_line_error(zoo("weights", "use", "lenet5@nothing", env=env), "no weights lenet5@nothing")
+
+
+def test_a_store_of_the_pre_tag_layout_keeps_working(tmp_path, monkeypatch):
+    """weights/NAME/manifest.json (no tag folders) is the entry NAME@legacy, still the active one."""
+    from zoo import store
+
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path))
+    old = tmp_path / "weights" / "lenet5"
+    old.mkdir(parents=True)
+    (old / "model.safetensors").write_bytes(b"old weights")
+    (old / "manifest.json").write_text(json.dumps({"model": "lenet5", "sha256": store.sha256_file(
+        old / "model.safetensors"), "metrics": {"dev_accuracy": 0.5}, "dataset": "digits"}))
+    entry = store.find("lenet5")
+    assert entry.tag == "legacy" and entry.active and not entry.shipped
+    entry.verify()
+    new = store.install("lenet5", _fake_weights(tmp_path), {}, tag="new", activate=False)
+    assert not new.active and store.find("lenet5").tag == "legacy"
+    store.use("lenet5@new")
+    store.remove("lenet5@legacy")
+    assert not (old / "manifest.json").exists() and store.find("lenet5").tag == "new"

@@ -275,10 +275,13 @@ def model_entries(model: str) -> list[WeightsEntry]:
     tags = {e.tag: e for e in candidates}
     active = _active_tag(model)
     if active not in tags:
-        # no (or a stale) pointer: the shipped entry, else the newest user entry
+        # no (or a stale) pointer: weights of the pre-tag layout (they overrode the shipped ones
+        # then, and still do), else the shipped entry, else the newest user entry
         usable = [e for e in candidates if not e.broken]
-        pick = shipped if shipped is not None and not shipped.broken else (
-            max(usable, key=lambda e: str(e.manifest.get("created", ""))) if usable else None)
+        legacy = tags.get(LEGACY)
+        pick = legacy if legacy is not None and not legacy.broken else \
+            shipped if shipped is not None and not shipped.broken else \
+            max(usable, key=lambda e: str(e.manifest.get("created", ""))) if usable else None
         active = pick.tag if pick else None
     return [WeightsEntry(e.model, e.folder, e.manifest, e.shipped, e.tag, e.tag == active, e.broken)
             for e in candidates]
