@@ -115,16 +115,17 @@ def to_array(img: Image.Image) -> np.ndarray:
 class SaveTargets:
     """Where ``zoo run --save FILE`` / ``--save-dir DIR`` write drawn images, decided before any
     work: never over an input, a unique name when two inputs share a name (``a/x.png`` and
-    ``b/x.png``) or the file exists, and a missing folder is created only inside the current
-    directory (``--save /nonexistent/dir/x.png`` is refused, not created at the root)."""
+    ``b/x.png``) or the file exists, and a missing folder is made only inside an existing one or
+    the current directory (``--save /nonexistent/dir/x.png`` is refused, not created at the root)."""
 
-    def __init__(self, inputs: list[Path], save: str | None, save_dir: str | None, suffix: str = ".jpg"):
+    def __init__(self, inputs: "list[Path | ImageInput]", save: str | None, save_dir: str | None,
+                 suffix: str = ".jpg"):
         if save and save_dir:
             raise ZooError("--save and --save-dir exclude each other; give one")
         if save and len(inputs) > 1:
             raise ZooError(f"--save names one output image but {len(inputs)} inputs were given; use --save-dir DIR")
         self.suffix = suffix
-        self._inputs = {self._key(p) for p in inputs}
+        self._inputs = {self._key(p) for p in inputs if not isinstance(p, ImageInput)}
         self._taken: set[str] = set()
         self.save = Path(save) if save else None
         self.folder = Path(save_dir) if save_dir else None
@@ -147,15 +148,17 @@ class SaveTargets:
 
     @staticmethod
     def _check_folder(folder: Path, flag: str) -> None:
-        if folder.is_dir():
+        """A missing folder is made only when its parent exists or it lies inside the current
+        directory: a mistyped path never grows a tree of folders elsewhere."""
+        if folder.is_dir() or folder.parent.is_dir():
             return
         inside = Path(os.path.realpath(folder))
         here = Path(os.path.realpath(os.getcwd()))
         if here != inside and here not in inside.parents:
-            raise ZooError(f"{flag}: folder {folder} does not exist; create it first (zoo creates missing folders "
-                           "only inside the current directory)")
+            raise ZooError(f"{flag}: folder {folder.parent} does not exist; create it first (zoo makes a missing "
+                           "folder only inside an existing one or the current directory)")
 
-    def target(self, source: Path) -> Path | None:
+    def target(self, source: "Path | ImageInput") -> Path | None:
         """The file to write for ``source``, or None when nothing is saved."""
         if self.save is not None:
             self._make(self.save.parent)
@@ -163,7 +166,7 @@ class SaveTargets:
         if self.folder is None:
             return None
         self._make(self.folder)
-        stem, n = Path(source).stem, 0
+        stem, n = source.stem if isinstance(source, ImageInput) else Path(source).stem, 0
         while True:
             candidate = self.folder / f"{stem}{'-' + str(n) if n else ''}{self.suffix}"
             key = self._key(candidate)

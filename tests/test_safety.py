@@ -329,6 +329,8 @@ def test_save_targets_never_overwrite_inputs_and_stay_unique(tmp_path, monkeypat
     assert not Path("/nonexistent-zoo-dir").exists()
     made = SaveTargets([cat], None, "out/drawn")  # inside the current directory: created when needed
     assert made.target(cat) == Path("out/drawn/cat.jpg") and (tmp_path / "out" / "drawn").is_dir()
+    beside = SaveTargets([cat], None, str(photos / "drawn"))  # one new folder in an existing one
+    assert beside.target(cat) == photos / "drawn" / "cat.jpg"
     with pytest.raises(ZooError, match="exclude each other"):
         SaveTargets([cat], "a.jpg", "out")
 

@@ -248,19 +248,25 @@ class ObjectDetection(Task):
         results = []
         for start in range(0, len(paths), batch):
             chunk = paths[start: start + batch]
-            images = [load_image(p, "RGB") for p in chunk]
-            encoded = [letterbox(to_array(img), size) for img in images]
+            # one full-size image in memory at a time: a batch holds only network-size arrays
+            encoded, sizes = [], []
+            for p in chunk:
+                img = load_image(p, "RGB")
+                sizes.append(img.size)
+                encoded.append(letterbox(to_array(img), size))
+                del img
             raw = session.run(None, {input_name: np.stack([e[0] for e in encoded])})[0]
-            for path, img, (_, box), found in zip(chunk, images, encoded, decode(raw, config, conf, iou_threshold)):
+            for path, (width, height), (_, box), found in zip(chunk, sizes, encoded,
+                                                             decode(raw, config, conf, iou_threshold)):
                 pixels = box.to_image(found["boxes"])
                 inside = (pixels[:, 2] > pixels[:, 0]) & (pixels[:, 3] > pixels[:, 1])  # not all in the padding
                 detections = [{"class": int(c), "label": labels[c] if c < len(labels) else str(c),
                                "score": round(float(s), 4), "box": [round(float(v), 1) for v in b]}
                               for b, s, c in zip(pixels[inside], found["scores"][inside], found["classes"][inside])]
-                result = {"input": str(path), "width": img.width, "height": img.height, "detections": detections}
+                result = {"input": str(path), "width": width, "height": height, "detections": detections}
                 target = targets.target(path)
                 if target is not None:
-                    save_image(draw(img, detections), target)
+                    save_image(draw(load_image(path, "RGB"), detections), target)
                     result["saved"] = str(target)
                 results.append(result)
         return results
