@@ -280,3 +280,39 @@ def test_a_store_of_the_pre_tag_layout_keeps_working(tmp_path, monkeypatch):
     store.use("lenet5@new")
     store.remove("lenet5@legacy")
     assert not (old / "manifest.json").exists() and store.find("lenet5").tag == "new"
+
+
+def test_a_training_run_killed_while_installing_leaves_the_store_as_it_was(tmp_path, zoo, monkeypatch):
+    """Killed between staging its entry and the rename: no half entry, the active one untouched,
+    and --resume of the finished run installs it."""
+    from zoo import store
+    from zoo.engine import train
+
+    env = {"ZOO_HOME": str(tmp_path), "ZOO_CRASH_AT": "install-staged"}
+    crashed = zoo("train", "lenet5", "--epochs", "1", "--max-steps", "2", "--no-progress", "--tag", "k",
+                  "--activate", env=env)
+    assert crashed.returncode == 99, crashed.stderr
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path))
+    assert [e.tag for e in store.model_entries("lenet5")] == ["shipped"] and store.find("lenet5").tag == "shipped"
+    finished = train("lenet5", _quick("k", resume=True, activate=True))
+    assert finished.entry.tag == "k" and store.find("lenet5").tag == "k"
+    assert not [p for p in (tmp_path / "weights" / "lenet5").iterdir() if p.name.startswith(".new-")]
+
+
+def test_two_processes_never_train_into_one_run_folder(tmp_path, monkeypatch):
+    from zoo import store
+    from zoo.engine import train
+    from zoo.errors import ZooError
+
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path))
+    run = tmp_path / "runs" / "lenet5" / "same"
+    run.mkdir(parents=True)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run / ".running").write_text(str(sleeper.pid))
+        with pytest.raises(ZooError, match=f"being trained by another zoo process \\(pid {sleeper.pid}\\)"):
+            train("lenet5", _quick("same"))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert store.find("lenet5@same") is None

@@ -371,8 +371,10 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
             raise ZooError(f"{spec.name}@{run_id} is already installed; choose another --tag "
                            f"(or `zoo weights remove {spec.name}@{run_id}`)")
         run_id = store.free_tag(spec.name, run_id)  # a finished run trained further
+    claim = None
     if ctx.main:
         store._mkdir(run_dir)
+        claim = store.claim_run(run_dir)  # two processes never train into one run folder
         if not opts.resume and read_checkpoint(run_dir) is not None:
             raise ZooError(f"{run_dir} holds a checkpoint of another run; use --resume or another --tag/--run-dir")
     primary, sign = task.primary_metric, (1 if task.higher_is_better else -1)
@@ -483,10 +485,14 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
     }
     store.write_json(run_dir / "manifest.json", manifest)
     if not opts.install:
+        if claim is not None:
+            claim.unlink(missing_ok=True)
         return TrainResult(run_dir, metrics, None)
     if opts.activate:
         decision = store.Decision(True, "--activate was given", store.find(spec.name))
     else:
         decision = store.should_activate(spec.name, metrics, primary, task.higher_is_better, dataset.name)
     entry = store.install(spec.name, run_dir / "best.safetensors", manifest, tag=run_id, activate=decision.activated)
+    if claim is not None:
+        claim.unlink(missing_ok=True)
     return TrainResult(run_dir, metrics, entry, decision)

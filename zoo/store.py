@@ -377,6 +377,31 @@ def lock(model: str, root: Path | None = None, wait_s: float | None = None) -> I
         _unlink(path)
 
 
+def claim_run(folder: Path) -> Path:
+    """Mark a run folder as trained by this process (``.running`` holds the pid); a second
+    process training into the same folder is refused. A claim whose process is gone is taken."""
+    path = folder / ".running"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = int(path.read_text().strip() or "0")
+            except (OSError, ValueError):
+                holder = 0
+            if holder and holder != os.getpid() and _alive(holder):
+                raise ZooError(f"{folder} is being trained by another zoo process (pid {holder}); "
+                               "give this run another --tag")
+            _unlink(path)
+            continue
+        except OSError as exc:
+            raise ZooError(f"cannot write in {folder}: {exc.strerror or exc}") from exc
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        return path
+    raise ZooError(f"cannot claim {folder} for this run")
+
+
 def _mtime(path: Path) -> float:
     try:
         return path.stat().st_mtime
