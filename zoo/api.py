@@ -1,0 +1,277 @@
+"""The Python API: what ``zoo list``, ``zoo run``, ``zoo train`` and ``zoo export`` do, callable
+from Python with Python objects.
+
+    import zoo
+    zoo.list_models("res*", task="image-classification")
+    m = zoo.load("lenet5")                  # a name, NAME@TAG, or an artifact path
+    m("digit.png").top                      # also a PIL image, a uint8 array, a folder, a list
+    for r in m.stream(paths): ...           # a generator: inputs are read a batch at a time
+
+Inference (``list_models``, ``load``, ``Model``) never imports torch; ``train`` and ``export``
+import it when called. Results are the task's ``result_type`` (``zoo.runtime.results``), whose
+``to_json()`` is exactly what ``zoo run --json`` prints for the same input."""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.util
+from itertools import islice
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from zoo.errors import ZooError
+from zoo.registry import registry
+from zoo.runtime.results import Result
+
+STREAM_CHUNK = 32  # inputs per task call in Model.stream, unless batch_size says otherwise
+
+
+def list_models(pattern: str | None = None, task: str | None = None) -> list[dict[str, Any]]:
+    """The installed models as ``zoo list --json`` shows them. ``pattern`` is a substring of the
+    name or family, or a glob (``res*``) over either."""
+    reg = registry()
+    specs = sorted(reg.models.values(), key=lambda s: (s.family, _natural(s.name)))
+    if pattern:
+        pat = pattern.lower()
+        if any(c in pat for c in "*?["):
+            specs = [s for s in specs if fnmatch.fnmatch(s.name, pat) or fnmatch.fnmatch(s.family, pat)]
+        else:
+            specs = [s for s in specs if pat in s.name or pat in s.family]
+    if task:
+        if task not in reg.tasks:
+            raise ZooError(f"unknown task {task!r}; tasks: {', '.join(sorted(reg.tasks))}")
+        specs = [s for s in specs if s.task == task]
+    return [{"name": s.name, "family": s.family, "task": s.task, "params": s.params,
+             "input": "x".join(map(str, s.input_shape)) or "-", "weights": _weights_label(s.name),
+             "plugin": reg.owner[("model", s.name)]} for s in specs]
+
+
+def _weights_label(name: str) -> str:
+    """The active entry's tag (``shipped``, ``imported``, a run id), ``broken``, or ``-``."""
+    from zoo import store
+
+    try:
+        entry = store.find(name)
+    except ZooError:  # a broken entry must not hide the other models
+        return "broken"
+    if entry is None:
+        return "-"
+    return "broken" if entry.broken else entry.tag
+
+
+def _natural(name: str) -> list[Any]:
+    """resnet18 before resnet101."""
+    import re
+
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+class Model:
+    """An exported model opened for inference, with its task's pre- and post-processing."""
+
+    def __init__(self, artifact, ref: str | None = None):
+        self.artifact = artifact
+        self.ref = ref  # the store reference (NAME or NAME@TAG) it was loaded by, if any
+        self._spec = registry().task(artifact.task)
+        self._task = self._spec.load()
+
+    @property
+    def name(self) -> str:
+        return self.artifact.model
+
+    @property
+    def task(self) -> str:
+        return self.artifact.task
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.artifact.meta
+
+    @property
+    def provider(self) -> str:
+        """The execution provider the session really uses (after the first call)."""
+        return self.artifact.report.used if self.artifact.report else "?"
+
+    def __repr__(self) -> str:
+        return f"Model({self.name!r}, task={self.task!r}, artifact={str(self.artifact.path)!r})"
+
+    def options(self, **given: Any) -> dict[str, Any]:
+        """The task's options with their defaults, updated by ``given`` (``top_k=3``); an option
+        the task does not have is refused."""
+        known = {opt.name.replace("-", "_"): opt for opt in self._spec.options}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise ZooError(f"{', '.join(unknown)}: not an option of {self.task} "
+                           f"(its options: {', '.join(sorted(known)) or 'none'})")
+        merged = {key: opt.default for key, opt in known.items()}
+        merged.update({k: v for k, v in given.items() if v is not None})
+        return merged
+
+    def run(self, inputs: Iterable[Any], **options: Any) -> list[Result]:
+        """Every input's result, in order; inputs are what the task reads (paths, folders, PIL
+        images, uint8 arrays, texts)."""
+        inputs = [str(x) if isinstance(x, Path) else x for x in inputs]
+        raw = self._task.run(self.artifact, inputs, self.options(**options))
+        return [self._task.result_type(r, source) for r, source in zip(raw, self._sources(inputs, raw))]
+
+    def __call__(self, *inputs: Any, **options: Any) -> Result | list[Result]:
+        """``m(x)`` for one input gives its result, as does ``m(prime="The ")`` for a task that
+        needs no input; several inputs, a list or a folder give a list."""
+        single = not inputs or (len(inputs) == 1 and not isinstance(inputs[0], (list, tuple)))
+        items = list(inputs[0]) if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)) else list(inputs)
+        results = self.run(items, **options)
+        return results[0] if single and len(results) == 1 else results
+
+    def stream(self, inputs: Iterable[Any], **options: Any) -> Iterator[Result]:
+        """Results as they are ready, reading ``inputs`` (any iterable, folders expanded) a batch
+        at a time, so memory stays bounded however many there are."""
+        chunk = int(options.get("batch_size") or STREAM_CHUNK)
+        items = self._expand(inputs)
+        while True:
+            batch = list(islice(items, chunk))
+            if not batch:
+                return
+            yield from self.run(batch, **options)
+
+    @staticmethod
+    def _expand(inputs: Iterable[Any]) -> Iterator[Any]:
+        from zoo.runtime.images import collect_images
+
+        for item in inputs:
+            if isinstance(item, (str, Path)) and Path(item).is_dir():
+                yield from (str(p) for p in collect_images([str(item)]))
+            else:
+                yield item
+
+    @staticmethod
+    def _sources(inputs: list[Any], raw: list[dict[str, Any]]) -> list[Any]:
+        """The input behind each result, for ``plot()``: one result per input unless a folder
+        expanded into several, in which case the result's own ``input`` path stands in."""
+        if len(inputs) == len(raw):
+            return inputs
+        return [r.get("input") for r in raw]
+
+
+def load(target: str | Path, provider: str = "auto") -> Model:
+    """Open a model for inference: an artifact path, or a model name (``NAME``, ``NAME@TAG``)
+    whose export is in the user store. A model with weights but no export yet is exported first
+    when the ``train`` extra (torch) is installed; without it the error says what to install."""
+    from zoo.cli import resolve_artifact
+    from zoo.runtime.artifact import open_artifact
+
+    target = str(target)
+    try:
+        path, ref = resolve_artifact(target)
+    except ZooError:
+        if not _has_weights_only(target):
+            raise
+        if importlib.util.find_spec("torch") is None:
+            raise ZooError(f"{target} has weights but no exported artifact, and exporting needs PyTorch: "
+                           f"pip install 'zoo[train]', then `zoo export {target}`") from None
+        export(target)
+        path, ref = resolve_artifact(target)
+    return Model(open_artifact(path, provider), ref)
+
+
+def _has_weights_only(target: str) -> bool:
+    from zoo import store
+
+    if Path(target).exists() or target.endswith(".onnx"):
+        return False
+    try:
+        return store.find(target) is not None
+    except ZooError:
+        return False
+
+
+def val(target: str | Path, data: str | None = None, dataset: str | None = None, split: str | None = None,
+        provider: str = "auto", batch_size: int = 64, **options: Any) -> dict[str, Any]:
+    """``zoo val``: score a model's artifact through the runtime, as users will run it, on a
+    labelled set: by default the test split of the dataset its weights were trained on (so the
+    figure must equal the manifest's), or ``data`` (your folder or file, read as ``dataset``:
+    ``image-folder``, ``yolo-txt``, ``coco-json``, ``parallel-tsv``...), all of it unless
+    ``split`` says otherwise. ``options`` go to the task's report (``plot="confusion.png"``,
+    ``beam=5``)."""
+    from zoo.specs import load_object
+
+    model = load(target, provider)
+    reg = registry()
+    manifest = _manifest(model)
+    name = dataset or manifest.get("dataset")
+    if not name:
+        raise ZooError(f"{model.name}: no dataset recorded for these weights; give one (`--dataset NAME`, "
+                       f"datasets: {', '.join(sorted(reg.datasets))})")
+    spec = reg.dataset(name)
+    if spec.task != model.task:
+        raise ZooError(f"dataset {name!r} is for {spec.task}, but {model.name} is {model.task}")
+    own = data is None and name == manifest.get("dataset")
+    if data is None and own:
+        data = (manifest.get("training") or {}).get("data")
+    split = split or ("test" if own else "all")
+    if split not in ("train", "dev", "test", "all"):
+        raise ZooError(f"split {split!r}: choose train, dev, test or all")
+    splits = load_object(spec.loader)(data, seed=manifest.get("split_seed", 0))
+    parts = (splits.train, splits.dev, splits.test) if split == "all" else (getattr(splits, split),)
+    raw = [x for part in parts for x in part.inputs]
+    targets = [t for part in parts for t in part.targets]
+    if not raw:
+        raise ZooError(f"{name}: the {split} split is empty")
+    task, meta = model._task, model.meta
+    targets = _model_numbering(task, targets, list(splits.labels), list(meta.get("labels") or []), name)
+    encoded = task.encode_targets(raw, np.asarray(targets) if not isinstance(targets[0], np.ndarray) else targets,
+                                  meta)
+    outputs = task.runtime_outputs(model.artifact, raw, encoded, meta, batch_size)
+    metrics = task.metric(outputs, encoded, meta)
+    recorded = {key[len(split) + 1:]: value for key, value in (meta.get("metrics") or {}).items()
+                if own and key.startswith(f"{split}_")}
+    report = task.val_report(model.artifact, raw, targets, outputs, encoded, options)
+    return {"model": model.name, "artifact": str(model.artifact.path), "provider": model.provider,
+            "dataset": name, "data": data, "split": split, "samples": len(raw), "metrics": metrics,
+            "recorded": {k: v for k, v in recorded.items() if k in metrics}, **report}
+
+
+def _manifest(model: Model) -> dict[str, Any]:
+    """The weights entry behind a model loaded by name, for its dataset and split seed."""
+    from zoo import store
+
+    if not model.ref:
+        return {}
+    try:
+        entry = store.find(model.ref)
+    except ZooError:
+        return {}
+    return dict(entry.manifest) if entry else {}
+
+
+def _model_numbering(task, targets: list[Any], data_labels: list[str], model_labels: list[str], name: str):
+    """A folder's classes are numbered in its own (sorted) order: renumber them as the model's."""
+    if not data_labels or not model_labels or data_labels == model_labels:
+        return targets
+    unknown = [label for label in data_labels if label not in model_labels]
+    if unknown:
+        raise ZooError(f"{name}: class(es) {', '.join(unknown[:5])} are not among the model's labels "
+                       f"({', '.join(model_labels[:10])}{', ...' if len(model_labels) > 10 else ''})")
+    return task.relabel(targets, np.asarray([model_labels.index(label) for label in data_labels]))
+
+
+def train(name: str, **options: Any):
+    """``zoo train NAME``: options are ``zoo.engine.TrainOptions`` fields (``epochs=3``,
+    ``lr=1e-3``, ``data="folder/"``); returns the engine's ``TrainResult``."""
+    from zoo.engine import TrainOptions, train as run_training
+
+    try:
+        opts = TrainOptions(progress=options.pop("progress", False), **options)
+    except TypeError as exc:
+        raise ZooError(f"zoo.train: {exc}") from None
+    return run_training(name, opts)
+
+
+def export(name: str, **options: Any):
+    """``zoo export NAME``: options are ``zoo.modelio.export_model``'s (``fp16=True``,
+    ``out="model.onnx"``); returns the export report (checker and parity figures)."""
+    from zoo.modelio import export_model
+
+    return export_model(name, **options)
+
