@@ -428,3 +428,34 @@ def test_real_photos_enrol_two_people_recognise_one_and_reject_a_third(zoo, zoo_
     assert [f["name"] for f in results["astronaut.png"]] == ["not recognized"]
     verify = zoo("run", "facenet", FACES / "obama.jpg", FACES / "biden.jpg", "--verify", "--json", env=env)
     assert json.loads(verify.stdout)["results"][0]["same"] is False
+    # a photo of two people is no enrolment photo, unless the largest face is asked for
+    left, right = Image.open(FACES / "obama.jpg"), Image.open(FACES / "biden.jpg")
+    pair = Image.new("RGB", (left.width + right.width, max(left.height, right.height)))
+    pair.paste(left, (0, 0))
+    pair.paste(right, (left.width, 0))
+    pair.save(tmp_path / "two.jpg")
+    assert_one_line_error(zoo("faces", "add", "two", tmp_path / "two.jpg", env=env), "2 faces found", "--pick largest")
+    picked = zoo("faces", "add", "someone", tmp_path / "two.jpg", "--pick", "largest", env=env)
+    assert picked.returncode == 0, picked.stderr
+
+
+def test_calibrate_picks_tau_on_a_folder_of_people_and_run_uses_it(small, zoo, tmp_path):
+    import shutil
+
+    env, images = small
+    people = tmp_path / "people"
+    for digit in ("7", "8"):
+        (people / digit).mkdir(parents=True)
+        for photo in images.glob(f"{digit}_*.png"):
+            shutil.copy(photo, people / digit / photo.name)
+    db = tmp_path / "db.npz"
+    calibrated = zoo("faces", "calibrate", people, "--model", "facenet-small", "--no-detect", "--db", db, env=env)
+    assert calibrated.returncode == 0, calibrated.stderr
+    assert "pair accuracy" in calibrated.stdout and "6 pairs (2 same, 4 different)" in calibrated.stdout
+    from zoo.faces import FaceDatabase
+
+    tau = FaceDatabase.open(db).threshold
+    assert tau is not None and tau >= 0
+    verify = zoo("run", "facenet-small", images / "7_0.png", images / "8_0.png", "--verify", "--no-detect",
+                 "--db", db, "--json", env=env)
+    assert json.loads(verify.stdout)["results"][0]["threshold"] == pytest.approx(tau)
