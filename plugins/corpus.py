@@ -188,3 +188,49 @@ def load_small_corpus(path: str | None = None, *, seed: int = 0) -> Splits:
     if not used:
         sentences, used = read_sources(("pydoc",), require_all=True)
     return corpus_splits(sentences, " + ".join(used), seed)
+
+
+# -- labelled sentences for sentiment --------------------------------------------------------------------
+SENTIMENT_LABELS = ("negative", "positive")
+
+
+def load_sentiment(path: str | None = None, *, seed: int = 0) -> Splits:
+    """Sentences labelled negative/positive: by default the 200 movie-review sentences of Pang
+    and Lee's sentence polarity data that gensim ships (``pang_lee_polarity.cor``, fastText's
+    ``__label__neg`` / ``__label__pos`` lines), cut 120/40/40 with ``seed``; ``--data FILE``
+    takes lines in the same format or ``negative|positive<TAB>text``. The vocabulary is every
+    word of all three splits (a test word's vector then comes only from the pretrained table)."""
+    from zoo.data import split
+
+    lines = (read_user_text_lines(path) if path else
+             gensim_test_file("pang_lee_polarity.cor").read_bytes().decode("cp1252", errors="replace").splitlines())
+    texts, targets = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        label, _, text = line.replace("\t", " ", 1).partition(" ")
+        label = {"__label__neg": "negative", "__label__pos": "positive"}.get(label, label)
+        if label not in SENTIMENT_LABELS or not tokenize(text):
+            raise ZooError(f"{path or 'pang_lee_polarity.cor'}:{number}: expected 'negative|positive<TAB>text' "
+                           f"or '__label__neg|__label__pos text', got {line[:60]!r}")
+        texts.append(" ".join(tokenize(text)))
+        targets.append(SENTIMENT_LABELS.index(label))
+    if len(texts) < 20:
+        raise ZooError(f"{path}: {len(texts)} labelled sentences is too few (need 20)")
+    splits = split(texts, np.asarray(targets, np.int64), test=0.2, dev=0.2, seed=seed, labels=SENTIMENT_LABELS,
+                   source=str(path) if path else "gensim test data: pang_lee_polarity.cor (Pang and Lee sentence "
+                                                 "polarity, 200 sentences)")
+    vocab = sorted({w for t in texts for w in t.split()})
+    splits.config = {"vocab": vocab, "vocab_size": len(vocab) + 1,
+                     "max_len": min(64, max(len(t.split()) for t in texts))}
+    return splits
+
+
+def read_user_text_lines(path: str) -> list[str]:
+    p = Path(path)
+    if not p.is_file():
+        raise ZooError(f"{p}: no such file")
+    try:
+        return p.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ZooError(f"{p}: not UTF-8 text (byte {exc.start}: {exc.reason})") from exc

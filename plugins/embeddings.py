@@ -30,6 +30,12 @@ def build_embedding(config: dict):
     return WordEmbedding(config)
 
 
+def build_sentiment(config: dict):
+    from zoo.plugins.embeddings_model import SentimentClassifier
+
+    return SentimentClassifier(config)
+
+
 @hookimpl
 def zoo_models() -> list[ModelSpec]:
     builder = "zoo.plugins.embeddings:build_embedding"
@@ -80,6 +86,24 @@ def zoo_models() -> list[ModelSpec]:
             default_config={"vocab_size": 400_000, "dim": 50},
             importers=IMPORTERS,
         ),
+        *[ModelSpec(
+            name=f"sentiment-{short}",
+            family="sentiment",
+            task="text-classification",
+            summary=f"sentence sentiment (negative/positive) from word vectors: {what}; the table starts from "
+                    "installed vectors (--config embeddings=word2vec|glove|glove-6b-50d|none) and stays frozen",
+            paper="Deep Learning Specialization, Sequence Models, week 2: sentiment classification (Emojify)",
+            builder="zoo.plugins.embeddings:build_sentiment",
+            params=params,
+            default_config={"vocab": [], "vocab_size": 1001, "dim": 100, "embeddings": "word2vec",
+                            "architecture": arch, "hidden": 32, "num_classes": 2, "max_len": 64, "dropout": 0.2},
+            dataset="sentiment-sentences",
+            labels=("negative", "positive"),
+            family_default=short == "avg",
+            train_defaults={"epochs": 60, "batch_size": 16, "optimizer": "adam", "lr": lr, "patience": 15},
+        ) for short, arch, what, params, lr in (
+            ("avg", "average", "the mean of the sentence's word vectors, linear, softmax", 100_302, 0.01),
+            ("lstm", "lstm", "an LSTM over the word vectors, its last state, linear, softmax", 117_318, 0.005))],
     ]
 
 
@@ -101,6 +125,14 @@ def zoo_datasets() -> list[DatasetSpec]:
             loader="zoo.plugins.corpus:load_small_corpus",
             source="gensim package data, else pydoc_data; --data FILE for your text",
         ),
+        DatasetSpec(
+            name="sentiment-sentences",
+            task="text-classification",
+            summary="200 movie-review sentences labelled negative/positive (Pang and Lee sentence polarity, as "
+                    "gensim ships them); 120/40/40",
+            loader="zoo.plugins.corpus:load_sentiment",
+            source="gensim package data; --data FILE: 'negative|positive<TAB>text' lines",
+        ),
     ]
 
 
@@ -120,5 +152,11 @@ def zoo_tasks() -> list[TaskSpec]:
                 TaskOption("debias", "flag", False, "gender projection of each INPUT word before and after "
                            "neutralize/equalize (Bolukbasi et al. 2016)"),
             ),
+        ),
+        TaskSpec(
+            name="text-classification",
+            summary="one label per sentence from word ids (the shared word tokeniser); unknown words skipped "
+                    "with a note",
+            impl="zoo.runtime.tasks.embeddings:TextClassification",
         ),
     ]

@@ -635,3 +635,86 @@ def write_word2vec_binary(path: str | Path, words: list[str], vectors: np.ndarra
         for w, row in zip(words, np.asarray(vectors, "<f4")):
             fh.write(w.encode("utf-8") + b" " + row.tobytes() + b"\n")
 
+
+
+# -- sentiment on top of word vectors ------------------------------------------------------------------------
+def pretrained_rows(name: str, vocab: list[str], dim: int, seed: int) -> tuple[torch.Tensor, int]:
+    """An embedding table for ``vocab`` (row 0: padding) from the installed vectors of model
+    ``name`` (rows of words it lacks stay random), and how many words it covered."""
+    from safetensors.torch import load_file
+
+    from zoo import store
+
+    entry = store.require(name)
+    entry.verify()
+    state = load_file(str(entry.file))
+    words = decode_vocab(state["vocab_utf8"].numpy())
+    vectors = state["embedding.weight"].float()
+    index = {w: i for i, w in enumerate(words)}
+    gen = torch.Generator().manual_seed(seed)
+    table = torch.randn(len(vocab) + 1, vectors.shape[1], generator=gen) * float(vectors.std())
+    table[0] = 0
+    found = 0
+    for row, word in enumerate(vocab, start=1):
+        if word in index:
+            table[row] = vectors[index[word]]
+            found += 1
+    return table, found
+
+
+class SentimentClassifier(nn.Module):
+    """The course notes' two sentiment models over word ids (0 = padding):
+
+    - ``average``: the mean of the sentence's word vectors -> linear -> softmax;
+    - ``lstm``: the word vectors through an LSTM; its state at the last word -> linear -> softmax.
+
+    With ``embeddings`` naming installed word vectors (``word2vec``, ``glove-6b-50d``, ...) the
+    table starts from them and stays frozen, so a word never seen in the small labelled set still
+    carries what the corpus taught; ``none`` learns the table from the labelled set alone."""
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__()
+        vocab = list(config["vocab"]) or [f"<w{i}>" for i in range(int(config["vocab_size"]) - 1)]
+        self.max_len = int(config["max_len"])
+        self.architecture = config["architecture"]
+        source = config["embeddings"]
+        if source != "none":
+            table, _ = pretrained_rows(source, vocab, int(config["dim"]), 0)
+            self.embedding = nn.Embedding.from_pretrained(table, freeze=True, padding_idx=0)
+        else:
+            self.embedding = nn.Embedding(len(vocab) + 1, int(config["dim"]), padding_idx=0)
+        dim = self.embedding.embedding_dim
+        if self.architecture == "lstm":
+            self.lstm = nn.LSTM(dim, int(config["hidden"]), batch_first=True)
+            self.head = nn.Linear(int(config["hidden"]), int(config["num_classes"]))
+        elif self.architecture == "average":
+            self.head = nn.Linear(dim, int(config["num_classes"]))
+        else:
+            raise ZooError(f"architecture {self.architecture!r}: choose average or lstm")
+        self.dropout = nn.Dropout(float(config["dropout"]))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        mask = (ids > 0).float()
+        e = self.dropout(self.embedding(ids))
+        if self.architecture == "average":
+            h = (e * mask[:, :, None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+        else:
+            out, _ = self.lstm(e)  # words are left-aligned, padding after them
+            last = (mask.sum(1).long() - 1).clamp(min=0)
+            h = out[torch.arange(len(ids)), last]
+        return self.head(self.dropout(h))
+
+    def export_graphs(self, samples=None):
+        from zoo.exporters.onnx import Graph
+
+        n = self.embedding.num_embeddings
+
+        def inputs(batch: int, seed: int) -> tuple:
+            if samples is not None and len(samples) >= batch:
+                return (torch.from_numpy(np.ascontiguousarray(samples[seed: seed + batch])),)
+            gen = torch.Generator().manual_seed(seed)
+            ids = torch.randint(1, n, (batch, self.max_len), generator=gen)
+            lengths = torch.randint(1, self.max_len + 1, (batch, 1), generator=gen)
+            return (torch.where(torch.arange(self.max_len)[None, :] < lengths, ids, 0),)
+
+        return [Graph("model", self, inputs, ["ids"], ["logits"], {"ids": {0: "batch"}, "logits": {0: "batch"}})]

@@ -118,7 +118,7 @@ class WordEmbeddingTask(Task):
         raise ZooError("word vectors are scored on similarity and analogy sets, not on corpus samples")
 
     def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
-        k = int(options.get("top_k") or 10)
+        k = int(10 if options.get("top_k") is None else options["top_k"])
         if not 1 <= k <= MAX_TOP_K:
             raise ZooError(f"--top-k {k}: give 1 to {MAX_TOP_K}")
         similar = options.get("similar")
@@ -171,3 +171,54 @@ class WordEmbeddingTask(Task):
         extra = "  ".join(f"{k} {v:.3f}" for k, v in result.items() if k.startswith("cos_"))
         return (f"{result['word']:<14} projection on g {result['projection_before']:+.4f} -> "
                 f"{result['projection_after']:+.4f} ({result['method']})  {extra}")
+
+
+# -- sentiment ------------------------------------------------------------------------------------------------
+def encode_sentences(texts: Sequence[str], vocab: Sequence[str], max_len: int) -> tuple[np.ndarray, list[list[str]]]:
+    """Sentences -> (N, max_len) word ids (1-based rows of ``vocab``; 0 pads after the words),
+    and each sentence's words the vocabulary lacks (skipped)."""
+    from zoo.runtime.wordvec import tokenize
+
+    index = {w: i + 1 for i, w in enumerate(vocab)}
+    ids = np.zeros((len(texts), max_len), np.int64)
+    unknown = []
+    for row, text in enumerate(texts):
+        words = tokenize(text)
+        known = [index[w] for w in words if w in index][:max_len]
+        unknown.append([w for w in words if w not in index])
+        ids[row, :len(known)] = known
+    return ids, unknown
+
+
+class TextClassification(Task):
+    name = "text-classification"
+    primary_metric = "accuracy"
+
+    def encode_inputs(self, raw: Sequence[str], meta: dict[str, Any]) -> np.ndarray:
+        config = meta["config"]
+        return encode_sentences(list(raw), config["vocab"], int(config["max_len"]))[0]
+
+    def metric(self, outputs: np.ndarray, targets: np.ndarray, meta: dict[str, Any]) -> dict[str, float]:
+        return {"accuracy": float((outputs.argmax(-1) == targets).mean()) if len(targets) else 0.0}
+
+    def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
+        from zoo.runtime.tasks.classification import softmax
+
+        texts = [t for t in inputs]
+        if not texts or any(not t.strip() for t in texts):
+            raise ZooError("empty text: give a sentence such as \"the dessert is excellent\"")
+        config = artifact.meta["config"]
+        ids, unknown = encode_sentences(texts, config["vocab"], int(config["max_len"]))
+        for text, row in zip(texts, ids):
+            if not row.any():
+                raise ZooError(f"{text[:40]!r}: none of its words is in the model's vocabulary")
+        labels = artifact.meta.get("labels") or ["negative", "positive"]
+        probs = softmax(artifact.session().run(None, {"ids": ids})[0].astype(np.float64))
+        return [{"text": t, "label": labels[int(p.argmax())], "prob": float(p.max()),
+                 "probs": {labels[i]: float(v) for i, v in enumerate(p)}, "unknown_words": u}
+                for t, p, u in zip(texts, probs, unknown)]
+
+    def format(self, result: dict[str, Any]) -> str:
+        note = f"  (not in the vocabulary, skipped: {', '.join(result['unknown_words'])})" \
+            if result["unknown_words"] else ""
+        return f"{result['text']}: {result['label']} ({result['prob']:.1%}){note}"
