@@ -23,7 +23,10 @@ def load_trained(spec: ModelSpec, random_weights: bool = False, config: dict | N
     if random_weights:
         if tag:
             raise ZooError(f"--random-weights uses no stored weights; drop @{tag}")
-        return spec.build(config), {"config": spec.config(config), "labels": list(spec.labels), "sha256": "random",
+        merged = spec.config(config)
+        classes = merged.get("num_classes")  # labels only when the head has one output per label
+        labels = list(spec.labels) if classes is None or len(spec.labels) == classes else []
+        return spec.build(config), {"config": merged, "labels": labels, "sha256": "random",
                                     "tag": store.RANDOM,
                                     "preprocessing": spec.preprocessing_for(spec.config(config)),
                                     "dataset": spec.dataset}
@@ -70,7 +73,7 @@ def artifact_meta(spec: ModelSpec, manifest: dict[str, Any]) -> dict[str, Any]:
     typed = ArtifactMeta.from_dict({
         **task_meta,
         "task": spec.task, "model": spec.name, "family": spec.family,
-        "labels": manifest.get("labels") or list(spec.labels),
+        "labels": manifest["labels"] if isinstance(manifest.get("labels"), list) else list(spec.labels),
         "preprocessing": manifest.get("preprocessing") or dict(spec.preprocessing),
         "config": manifest.get("config") or {}, "weights_sha256": manifest.get("sha256") or "",
         "weights_tag": manifest.get("tag") or "",

@@ -81,8 +81,11 @@ def check_model(name: str, tmp_path: str | Path, config: dict[str, Any] | None =
         outs = out if isinstance(out, (tuple, list)) else (out,)
         for o in outs:
             assert torch.isfinite(o.float()).all(), f"{name}/{graph.name}: forward pass gave non-finite values"
-    meta = {"task": spec.task, "model": spec.name, "family": spec.family, "labels": list(spec.labels),
-            "preprocessing": dict(spec.preprocessing), "config": spec.config(config), "weights_sha256": "untrained"}
+    merged = spec.config(config)
+    classes = merged.get("num_classes")
+    labels = list(spec.labels) if classes is None or len(spec.labels) == classes else []  # a head of another size
+    meta = {"task": spec.task, "model": spec.name, "family": spec.family, "labels": labels,
+            "preprocessing": spec.preprocessing_for(merged), "config": merged, "weights_sha256": "untrained"}
     report = export(spec, module, Path(tmp_path) / f"{name}.onnx", meta=meta)
     assert all(p.ok for p in report.parity), f"{name}: parity failed {report.parity}"
     artifact = open_artifact(report.path, "cpu")
