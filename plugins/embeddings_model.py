@@ -331,26 +331,40 @@ def cooccurrence(ids: np.ndarray, sid: np.ndarray, vocab: int, window: int):
     return (x + x.T).tocoo()
 
 
-class GloVe(nn.Module):
-    """W, W~ and the two biases as sparse embeddings (AdaGrad updates only the rows a batch uses)."""
+class GloVe:
+    """W, W~ and the biases b, b~ with AdaGrad written out as in the paper's code: per entry
+    (i, j), with d = w_i . w~_j + b_i + b~_j - log X_ij, the gradients are f(X_ij) d w~_j,
+    f(X_ij) d w_i and f(X_ij) d, and each parameter moves by -lr g / sqrt(G) where G (from 1)
+    accumulates its squared gradients. A mini-batch of shuffled entries is applied at once with
+    ``index_add_``; rows it updates more than MAX_REPEATS times are damped as in word2vec."""
 
     def __init__(self, vocab: int, dim: int, seed: int):
-        super().__init__()
         gen = torch.Generator().manual_seed(seed)
-        self.w = nn.Embedding(vocab, dim, sparse=True)
-        self.w_tilde = nn.Embedding(vocab, dim, sparse=True)
-        self.b = nn.Embedding(vocab, 1, sparse=True)
-        self.b_tilde = nn.Embedding(vocab, 1, sparse=True)
-        with torch.no_grad():
-            for emb in (self.w, self.w_tilde, self.b, self.b_tilde):
-                emb.weight.copy_((torch.rand(emb.weight.shape, generator=gen) - 0.5) / dim)
+        self.vocab = vocab
+        self.w, self.w_tilde = ((torch.rand(vocab, dim, generator=gen) - 0.5) / dim for _ in range(2))
+        self.b, self.b_tilde = ((torch.rand(vocab, generator=gen) - 0.5) / dim for _ in range(2))
+        self.g_w, self.g_w_tilde = torch.ones(vocab, dim), torch.ones(vocab, dim)
+        self.g_b, self.g_b_tilde = torch.ones(vocab), torch.ones(vocab)
 
-    def loss(self, i: torch.Tensor, j: torch.Tensor, log_x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        diff = (self.w(i) * self.w_tilde(j)).sum(1) + self.b(i)[:, 0] + self.b_tilde(j)[:, 0] - log_x
-        return 0.5 * (weight * diff * diff).sum()
+    def step(self, i: torch.Tensor, j: torch.Tensor, log_x: torch.Tensor, weight: torch.Tensor, lr: float) -> float:
+        wi, wj = self.w[i], self.w_tilde[j]
+        diff = (wi * wj).sum(1) + self.b[i] + self.b_tilde[j] - log_x
+        fdiff = weight * diff
+        loss = 0.5 * float((fdiff * diff).sum())
+        damp_i = torch.clamp(MAX_REPEATS / torch.bincount(i, minlength=self.vocab).float()[i], max=1.0)
+        damp_j = torch.clamp(MAX_REPEATS / torch.bincount(j, minlength=self.vocab).float()[j], max=1.0)
+        for rows, damp, grad, param, acc in (
+                (i, damp_i, fdiff[:, None] * wj, self.w, self.g_w),
+                (j, damp_j, fdiff[:, None] * wi, self.w_tilde, self.g_w_tilde),
+                (i, damp_i, fdiff, self.b, self.g_b),
+                (j, damp_j, fdiff, self.b_tilde, self.g_b_tilde)):
+            scale = damp if grad.dim() == 1 else damp[:, None]
+            param.index_add_(0, rows, -lr * scale * grad / torch.sqrt(acc[rows]))
+            acc.index_add_(0, rows, scale * grad * grad)
+        return loss
 
     def vectors(self) -> torch.Tensor:
-        return (self.w.weight + self.w_tilde.weight).detach()
+        return self.w + self.w_tilde
 
 
 def glove_weight(x: np.ndarray, x_max: float, alpha: float) -> np.ndarray:
@@ -479,7 +493,6 @@ def _train_glove(ids, sid, dev_ids, dev_sid, counts, config, opts, history, run_
     log_x = torch.from_numpy(np.log(x.data).astype(np.float32))
     weight = torch.from_numpy(glove_weight(x.data, float(config["x_max"]), float(config["alpha"])).astype(np.float32))
     model = GloVe(len(counts), int(config["dim"]), opts.seed)
-    optimizer = torch.optim.Adagrad(model.parameters(), lr=float(opts.lr), initial_accumulator_value=1.0)
     gen = torch.Generator().manual_seed(opts.seed)
     seconds = 0.0
     for epoch in range(1, opts.epochs + 1):
@@ -488,11 +501,7 @@ def _train_glove(ids, sid, dev_ids, dev_sid, counts, config, opts, history, run_
         total = 0.0
         for start in range(0, len(order), int(opts.batch_size)):
             b = order[start: start + int(opts.batch_size)]
-            loss = model.loss(i_all[b], j_all[b], log_x[b], weight[b])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item()
+            total += model.step(i_all[b], j_all[b], log_x[b], weight[b], float(opts.lr))
         seconds += time.perf_counter() - t0
         quality = evaluate_vectors(words, model.vectors().numpy(), analogies=False)
         record = {"epoch": epoch, "train_loss": total / len(order), **{f"dev_{k}": v for k, v in quality.items()},
