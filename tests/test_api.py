@@ -135,3 +135,31 @@ def test_val_on_your_own_folder_maps_its_classes_onto_the_models(lenet, tmp_path
 def test_val_refuses_a_dataset_of_another_task(lenet):
     with pytest.raises(ZooError, match="dataset 'dates' is for translation"):
         zoo_api.val("lenet5", dataset="dates")
+
+
+def test_zoo_run_refuses_an_option_of_another_task(home, zoo):
+    from conftest import assert_one_line_error
+
+    result = zoo("run", "lenet5", DIGIT, "--beam", "5", env={"ZOO_HOME": str(home)})
+    assert_one_line_error(result, "--beam: not an option of image-classification", "--top-k")
+
+
+def test_zoo_run_jsonl_prints_one_result_per_line(home, zoo):
+    result = zoo("run", "lenet5", SAMPLES, "--jsonl", "--batch-size", "1", env={"ZOO_HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == len(list(SAMPLES.glob("*.png"))) and all("top" in line for line in lines)
+
+
+def test_zoo_val_prints_the_figure_beside_the_manifests(home, zoo):
+    result = zoo("val", "lenet5", "--json", env={"ZOO_HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["metrics"]["accuracy"] == report["recorded"]["accuracy"]
+    text = zoo("val", "lenet5", env={"ZOO_HOME": str(home)})
+    assert "accuracy: 0.9800   (manifest: 0.9800, equal)" in text.stdout
+
+
+def test_zoo_datasets_lists_each_with_its_task(zoo):
+    rows = {r["name"]: r for r in json.loads(zoo("datasets", "--json").stdout)}
+    assert rows["digits"]["task"] == "image-classification" and rows["dates"]["task"] == "translation"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib.util
+import os
 from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -124,9 +125,19 @@ class Model:
         results = self.run(items, **options)
         return results[0] if single and len(results) == 1 else results
 
+    def format(self, result: Result) -> str:
+        """The result as ``zoo run`` prints it."""
+        return self._task.format(result.to_json())
+
     def stream(self, inputs: Iterable[Any], **options: Any) -> Iterator[Result]:
         """Results as they are ready, reading ``inputs`` (any iterable, folders expanded) a batch
-        at a time, so memory stays bounded however many there are."""
+        at a time, so memory stays bounded however many there are. With a path option (one
+        file to save or read, say) the task sees all the inputs in one call, as it numbers its
+        outputs per call."""
+        paths = {opt.name.replace("-", "_") for opt in self._spec.options if opt.type == "path"}
+        if any(options.get(key) for key in paths):
+            yield from self.run(list(inputs), **options)
+            return
         chunk = int(options.get("batch_size") or STREAM_CHUNK)
         items = self._expand(inputs)
         while True:
@@ -154,25 +165,72 @@ class Model:
         return [r.get("input") for r in raw]
 
 
-def load(target: str | Path, provider: str = "auto") -> Model:
+def load(target: str | Path, provider: str = "auto", export_missing: bool = True) -> Model:
     """Open a model for inference: an artifact path, or a model name (``NAME``, ``NAME@TAG``)
     whose export is in the user store. A model with weights but no export yet is exported first
-    when the ``train`` extra (torch) is installed; without it the error says what to install."""
-    from zoo.cli import resolve_artifact
+    (``export_missing``) when the ``train`` extra (torch) is installed; without it the error says
+    what to install."""
     from zoo.runtime.artifact import open_artifact
 
     target = str(target)
     try:
         path, ref = resolve_artifact(target)
     except ZooError:
-        if not _has_weights_only(target):
+        if not export_missing or not _has_weights_only(target):
             raise
         if importlib.util.find_spec("torch") is None:
             raise ZooError(f"{target} has weights but no exported artifact, and exporting needs PyTorch: "
                            f"pip install 'zoo[train]', then `zoo export {target}`") from None
         export(target)
         path, ref = resolve_artifact(target)
-    return Model(open_artifact(path, provider), ref)
+    artifact = open_artifact(path, provider)
+    if ref:
+        _warn_if_stale(ref, artifact)
+    return Model(artifact, ref)
+
+
+def resolve_artifact(target: str) -> tuple[Path, str | None]:
+    """A path to an artifact, or a model name (``NAME``, ``NAME@TAG``, ``NAME@random``) whose
+    export lives in the user store; with the store reference the artifact was made from."""
+    from zoo import store
+
+    path = Path(target)
+    if path.exists() or path.suffix == ".onnx" or os.sep in target:
+        if not path.exists():
+            raise ZooError(f"{path}: no such artifact")
+        return path, None
+    model, tag = store.split_ref(target)
+    spec = registry().model(model)
+    stem = f"{spec.name}@{tag}" if tag else spec.name
+    for candidate in (store.exports_dir() / f"{stem}.onnx", store.exports_dir() / stem):
+        if candidate.exists():
+            return candidate, (None if tag == store.RANDOM else stem)
+    if tag == store.RANDOM:
+        raise ZooError(f"no random-weights export of {spec.name}: `zoo export {spec.name} --random-weights`")
+    if (store.require(stem) if tag else store.find(stem)) is None:
+        raise ZooError(f"no weights for {spec.name}: train with `zoo train {spec.name}` or import with "
+                       f"`zoo weights import {spec.name} FILE`, then `zoo export {spec.name} --onnx`")
+    import importlib.util
+
+    needs = "" if importlib.util.find_spec("torch") else " (exporting needs PyTorch: pip install 'zoo[train]')"
+    raise ZooError(f"{stem} has weights but no exported artifact: run `zoo export {stem} --onnx` first{needs}")
+
+
+def _warn_if_stale(ref: str, artifact) -> None:
+    """``zoo run NAME`` runs the export of NAME's active weights: say so when they changed since."""
+    from zoo import store
+    from zoo.runtime.session import warn
+
+    try:
+        entry = store.find(ref)
+    except ZooError:
+        return
+    made_from = artifact.meta.get("weights_sha256") or ""
+    if entry is None or entry.broken or not made_from or made_from == entry.sha256:
+        return
+    was = artifact.meta.get("weights_tag") or made_from[:12]
+    warn(f"{artifact.path} was exported from {entry.model}@{was}, but {ref} is now {entry.ref}; "
+         f"`zoo export {ref}` to refresh it")
 
 
 def _has_weights_only(target: str) -> bool:

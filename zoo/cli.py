@@ -313,80 +313,90 @@ class RunCommand(click.Command):
         return super().get_params(ctx)
 
 
-def resolve_artifact(target: str) -> tuple[Path, str | None]:
-    """A path to an artifact, or a model name (``NAME``, ``NAME@TAG``, ``NAME@random``) whose
-    export lives in the user store; with the store reference the artifact was made from."""
-    from zoo import store
-
-    path = Path(target)
-    if path.exists() or path.suffix == ".onnx" or os.sep in target:
-        if not path.exists():
-            raise ZooError(f"{path}: no such artifact")
-        return path, None
-    model, tag = store.split_ref(target)
-    spec = registry().model(model)
-    stem = f"{spec.name}@{tag}" if tag else spec.name
-    for candidate in (store.exports_dir() / f"{stem}.onnx", store.exports_dir() / stem):
-        if candidate.exists():
-            return candidate, (None if tag == store.RANDOM else stem)
-    if tag == store.RANDOM:
-        raise ZooError(f"no random-weights export of {spec.name}: `zoo export {spec.name} --random-weights`")
-    if (store.require(stem) if tag else store.find(stem)) is None:
-        raise ZooError(f"no weights for {spec.name}: train with `zoo train {spec.name}` or import with "
-                       f"`zoo weights import {spec.name} FILE`, then `zoo export {spec.name} --onnx`")
-    import importlib.util
-
-    needs = "" if importlib.util.find_spec("torch") else " (exporting needs PyTorch: pip install 'zoo[train]')"
-    raise ZooError(f"{stem} has weights but no exported artifact: run `zoo export {stem} --onnx` first{needs}")
-
-
-def _warn_if_stale(ref: str, artifact) -> None:
-    """``zoo run NAME`` runs the export of NAME's active weights: say so when they changed since."""
-    from zoo import store
-    from zoo.runtime.session import warn
-
-    try:
-        entry = store.find(ref)
-    except ZooError:
-        return
-    made_from = artifact.meta.get("weights_sha256") or ""
-    if entry is None or entry.broken or not made_from or made_from == entry.sha256:
-        return
-    was = artifact.meta.get("weights_tag") or made_from[:12]
-    warn(f"{artifact.path} was exported from {entry.model}@{was}, but {ref} is now {entry.ref}; "
-         f"`zoo export {ref}` to refresh it")
-
-
 @cli.command(cls=RunCommand)
 @click.argument("target", metavar="NAME|ARTIFACT")
 @click.argument("inputs", nargs=-1, metavar="[INPUT]...")
 @click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True,
               help="onnxruntime execution provider")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def run(target: str, inputs: tuple[str, ...], provider: str, as_json: bool, **options: Any) -> None:
+@click.option("--jsonl", is_flag=True, help="one JSON object per line, each printed as soon as its batch is done")
+def run(target: str, inputs: tuple[str, ...], provider: str, as_json: bool, jsonl: bool, **options: Any) -> None:
     """Run an exported model on INPUT... (files, folders or text, as the model's task reads them)."""
-    from zoo.runtime.artifact import open_artifact
+    from zoo.api import load
 
-    path, ref = resolve_artifact(target)
-    artifact = open_artifact(path, provider)
-    if ref:
-        _warn_if_stale(ref, artifact)
-    reg = registry()
-    task_spec = reg.task(artifact.task)
-    for opt in task_spec.options:
-        key = opt.name.replace("-", "_")
-        if options.get(key) is None:
-            options[key] = opt.default
-    task = task_spec.load()
-    results = task.run(artifact, list(inputs), options)
-    used = artifact.report.used if artifact.report else "?"
+    model = load(target, provider, export_missing=False)
+    ctx = click.get_current_context()
+    given = {key: value for key, value in options.items()
+             if ctx.get_parameter_source(key) == click.core.ParameterSource.COMMANDLINE}
+    own = {opt.name.replace("-", "_") for opt in registry().task(model.task).options}
+    alien = sorted(key for key in given if key not in own)
+    if alien:
+        flags = ", ".join(f"--{key.replace('_', '-')}" for key in alien)
+        mine = ", ".join(sorted(f"--{key.replace('_', '-')}" for key in own)) or "none"
+        raise ZooError(f"{flags}: not an option of {model.task} ({model.name}'s options: {mine})")
+    results = model.stream(inputs, **given) if jsonl else model.run(inputs, **given)
     if as_json:
-        _echo_json({"model": artifact.model, "task": artifact.task, "artifact": str(artifact.path),
-                    "provider": used, "results": results})
+        _echo_json({"model": model.name, "task": model.task, "artifact": str(model.artifact.path),
+                    "provider": model.provider, "results": [r.to_json() for r in results]})
         return
     for result in results:
-        click.echo(task.format(result))
-    click.echo(f"({artifact.model} on {used})", err=True)
+        click.echo(json.dumps(result.to_json(), default=str) if jsonl else model.format(result))
+    click.echo(f"({model.name} on {model.provider})", err=True)
+
+
+@cli.command("val")
+@click.argument("target", metavar="NAME[@TAG]|ARTIFACT")
+@click.option("--data", type=click.Path(exists=True), help="your labelled data (a folder or file)")
+@click.option("--dataset", help="how to read --data (image-folder, yolo-txt, coco-json, parallel-tsv, ...; "
+              "`zoo datasets` lists them); default: the dataset the weights were trained on")
+@click.option("--split", type=click.Choice(["train", "dev", "test", "all"]),
+              help="default: test for the model's own dataset, all of your --data")
+@click.option("--plot", type=click.Path(dir_okay=False), help="write a picture of the result here (classification: "
+              "the confusion matrix)")
+@click.option("--beam", type=click.IntRange(1, 64), help="translation: also decode with this beam width")
+@click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def val(target: str, data: str | None, dataset: str | None, split: str | None, plot: str | None, beam: int | None,
+        provider: str, as_json: bool) -> None:
+    """Score a model's artifact through the runtime (what users get) on a labelled set."""
+    from zoo.api import val as score
+
+    options = {k: v for k, v in (("plot", plot), ("beam", beam)) if v is not None}
+    report = score(target, data=data, dataset=dataset, split=split, provider=provider, **options)
+    if as_json:
+        _echo_json(report)
+        return
+    click.echo(f"{report['model']} on {report['dataset']} ({report['split']}, {report['samples']:,} samples, "
+               f"{report['provider']}):")
+    for key, value in report["metrics"].items():
+        recorded = report["recorded"].get(key)
+        same = "" if recorded is None else f"   (manifest: {recorded:.4f}{', equal' if recorded == value else ''})"
+        click.echo(f"  {key}: {value:.4f}{same}")
+    for key, value in report.items():
+        if isinstance(value, float):
+            click.echo(f"  {key}: {value:.4f}")
+        elif key.startswith("decoded") and isinstance(value, dict):
+            click.echo(f"  {key}: " + ", ".join(f"{k} {v:.4f}" for k, v in value.items()))
+    for label, row in (report.get("per_class") or {}).items():
+        click.echo(f"    {label:<14} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
+                   f"support {row['support']}")
+    if report.get("plot"):
+        click.echo(f"  plot: {report['plot']}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def datasets(as_json: bool) -> None:
+    """Datasets the installed plugins provide: their task and where the data comes from."""
+    reg = registry()
+    rows = [{"name": d.name, "task": d.task, "summary": d.summary, "source": d.source,
+             "plugin": reg.owner[("dataset", d.name)]} for d in sorted(reg.datasets.values(), key=lambda d: d.name)]
+    if as_json:
+        _echo_json(rows)
+        return
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  {r['task']:<22} {r['summary']}")
 
 
 # -- weights -----------------------------------------------------------------------------------
