@@ -434,7 +434,7 @@ def test_real_photos_enrol_two_people_recognise_one_and_reject_a_third(zoo, zoo_
     pair.paste(left, (0, 0))
     pair.paste(right, (left.width, 0))
     pair.save(tmp_path / "two.jpg")
-    assert_one_line_error(zoo("faces", "add", "two", tmp_path / "two.jpg", env=env), "2 faces found", "--pick largest")
+    assert_one_line_error(zoo("faces", "add", "two", tmp_path / "two.jpg", env=env), "faces found", "--pick largest")
     picked = zoo("faces", "add", "someone", tmp_path / "two.jpg", "--pick", "largest", env=env)
     assert picked.returncode == 0, picked.stderr
 
