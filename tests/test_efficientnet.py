@@ -52,13 +52,12 @@ def _inputs(spec) -> tuple[list[str], torch.Tensor]:
     return list(photos), torch.from_numpy(np.stack([preprocess(img, pre) for img in photos.values()]))
 
 
-@pytest.mark.slow
-def test_plugin_specs_and_full_size_export(tmp_path):
+def test_plugin_specs_and_small_export(tmp_path):
     check_plugin_specs("efficientnet")
     spec = registry().model("efficientnet")
     assert spec.name == "efficientnet-lite0" and len(spec.labels) == 1000
-    result = check_model("efficientnet-lite0", tmp_path)
-    assert result["meta"]["preprocessing"]["size"] == [224, 224] and len(result["meta"]["labels"]) == 1000
+    result = check_model("efficientnet-lite0", tmp_path, config={"image_size": 64})
+    assert result["meta"]["preprocessing"]["size"] == [64, 64] and len(result["meta"]["labels"]) == 1000
 
 
 def test_same_padding_is_tensorflows():
