@@ -17,6 +17,7 @@ import json
 import logging
 import shutil
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,10 @@ class Graph:
     input_names: list[str]
     output_names: list[str]
     dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
+    #: "auto": TorchScript tracing first (a fraction of a second) and the torch.export-based
+    #: exporter when that fails or its graph fails the checker or parity; "torch.export": that
+    #: exporter only (for graphs that tracing is known to get wrong)
+    exporter: str = "auto"
 
 
 @dataclass
@@ -67,10 +72,13 @@ class ExportReport:
     opset: int
     size_bytes: int
     fp16: Any = None  # the half-precision variant's report, when one was asked for
+    #: per graph: the exporter that wrote it and the seconds it took
+    exporters: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
-        out = [f"onnx.checker: ok (full check, opset {self.opset})",
-               f"parity inputs: {self.parity_inputs}"]
+        out = [f"exported {name} with the {way} exporter in {seconds:.1f} s"
+               for name, (way, seconds) in self.exporters.items()]
+        out += [f"onnx.checker: ok (full check, opset {self.opset})", f"parity inputs: {self.parity_inputs}"]
         for p in self.parity:
             out.append(f"parity {p.graph} batch {p.batch}: max abs diff {p.max_abs:.3g}, "
                        f"max rel diff {p.max_rel:.3g} (tolerance atol {ATOL:g} + rtol {RTOL:g}) "
@@ -93,16 +101,44 @@ def image_graph(module, input_shape: tuple[int, ...], samples: np.ndarray | None
                  {"input": {0: "batch"}, "logits": {0: "batch"}})
 
 
-def _export_graph(graph: Graph, path: Path, opset: int) -> None:
+def _export_graph(graph: Graph, path: Path, opset: int, dynamo: bool = True) -> None:
     import torch
 
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     args = graph.inputs(2, 0)
+    extra = {"external_data": False} if dynamo else {}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(graph.module, args, str(path), input_names=graph.input_names,
                           output_names=graph.output_names, dynamic_axes=graph.dynamic_axes,
-                          opset_version=opset, dynamo=True, external_data=False, verbose=False)
+                          opset_version=opset, dynamo=dynamo, verbose=False, **extra)
+
+
+def _export_checked(spec, graph: Graph, path: Path, opset: int, meta: dict[str, Any]) -> tuple[list[Parity], str]:
+    """Export one graph, stamp it (full checker) and compare it with PyTorch; a traced graph that
+    fails any of that is exported again with the torch.export-based exporter, whose result is
+    final. Returns the parity figures and the exporter that wrote the file."""
+    ways = ("TorchScript", "torch.export") if graph.exporter == "auto" else (graph.exporter,)
+    for way in ways:
+        final = way == ways[-1]
+        try:
+            _export_graph(graph, path, opset, dynamo=way == "torch.export")
+            written = _stamp(path, meta)
+        except ZooError:
+            raise
+        except Exception as exc:
+            if not final:
+                continue
+            raise ZooError(f"torch.onnx.export failed for {spec.name}/{graph.name}: "
+                           f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        if written != opset:
+            if not final:
+                continue
+            raise ZooError(f"asked for opset {opset}, the exporter wrote opset {written}; nothing written")
+        parity = _parity(graph, path)
+        if final or all(p.ok for p in parity):
+            return parity, way
+    raise AssertionError("unreachable: the last exporter's result is returned")
 
 
 def _parity(graph: Graph, path: Path) -> list[Parity]:
@@ -235,18 +271,13 @@ def export(spec, module, out: Path, *, meta: dict[str, Any], samples: np.ndarray
     with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, dir=out.parent if out.parent.exists() else None) as tmp:
         tmp = Path(tmp)
         parity: list[Parity] = []
+        exporters: dict[str, tuple[str, float]] = {}
         for graph in graphs:
-            path = tmp / f"{graph.name}.onnx"
-            try:
-                _export_graph(graph, path, opset)
-            except Exception as exc:
-                raise ZooError(f"torch.onnx.export failed for {spec.name}/{graph.name}: "
-                               f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+            started = time.perf_counter()
             graph_meta = dict(meta, graph=graph.name, graphs={g.name: f"{g.name}.onnx" for g in graphs})
-            written = _stamp(path, graph_meta)
-            if written != opset:
-                raise ZooError(f"asked for opset {opset}, the exporter wrote opset {written}; nothing written")
-            parity += _parity(graph, path)
+            results, way = _export_checked(spec, graph, tmp / f"{graph.name}.onnx", opset, graph_meta)
+            parity += results
+            exporters[graph.name] = (way, time.perf_counter() - started)
         failed = [p for p in parity if not p.ok]
         if failed:
             worst = max(failed, key=lambda p: p.max_abs)
@@ -269,4 +300,4 @@ def export(spec, module, out: Path, *, meta: dict[str, Any], samples: np.ndarray
             _replace_folder(staged, out)
             size = sum(p.stat().st_size for p in out.iterdir())
     return ExportReport(out, parity, sample_source or ("real samples" if samples is not None else "random inputs"),
-                        opset, size)
+                        opset, size, exporters=exporters)
