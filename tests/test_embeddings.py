@@ -415,3 +415,46 @@ def test_import_truncated_binary_is_refused(zoo, zoo_home, tmp_path):
     path.write_bytes(path.read_bytes()[:-30])
     assert_one_line_error(zoo("weights", "import", "glove", str(path)), "truncated")
     assert not (zoo_home / "weights" / "glove").exists()
+
+
+# -- sentiment on word vectors ---------------------------------------------------------------------------------
+def test_sentiment_encoding_skips_unknown_words():
+    from zoo.runtime.tasks.embeddings import encode_sentences
+
+    ids, unknown = encode_sentences(["The dessert, excellent!", "zzz"], ["dessert", "excellent", "the"], 4)
+    assert ids.tolist() == [[3, 1, 2, 0], [0, 0, 0, 0]] and unknown == [[], ["zzz"]]
+
+
+def test_sentiment_models_build_from_installed_vectors(zoo_home, tmp_path):
+    import torch
+
+    from zoo.modelio import import_weights
+    from zoo.plugins.embeddings_model import write_text_vectors
+    from zoo.registry import load_registry
+
+    path = tmp_path / "v.txt"
+    write_text_vectors(path, WORDS, _vectors())
+    import_weights("glove-6b-50d", str(path))
+    reg = load_registry()
+    for name in ("sentiment-avg", "sentiment-lstm"):
+        config = {"vocab": ["frog", "queen", "unseen"], "vocab_size": 4, "embeddings": "glove-6b-50d", "max_len": 5}
+        module = reg.model(name).build(config)
+        assert not module.embedding.weight.requires_grad
+        np.testing.assert_allclose(module.embedding.weight[1].numpy(), _vectors()[WORDS.index("frog")], rtol=1e-6)
+        assert module(torch.tensor([[1, 2, 0, 0, 0], [3, 0, 0, 0, 0]])).shape == (2, 2)
+
+
+def test_sentiment_trains_exports_and_runs(zoo, zoo_home):
+    r = zoo("train", "sentiment-lstm", "--config", "embeddings=none", "--config", "dim=8", "--config", "hidden=8",
+            "--epochs", "2", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "test_accuracy" in r.stdout
+    r = zoo("export", "sentiment-lstm")
+    assert r.returncode == 0, r.stderr
+    r = zoo("run", "sentiment-lstm", "the film is funny", "qwertyuiop funny", "--json")
+    assert r.returncode == 0, r.stderr
+    results = json.loads(r.stdout)["results"]
+    assert results[0]["label"] in ("negative", "positive") and 0.5 <= results[0]["prob"] <= 1
+    assert results[1]["unknown_words"] == ["qwertyuiop"]
+    assert_one_line_error(zoo("run", "sentiment-lstm", "qwertyuiop"), "none of its words")
+    assert_one_line_error(zoo("run", "sentiment-lstm", " "), "empty text")
