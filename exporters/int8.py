@@ -17,6 +17,7 @@ its shapes inferred afresh.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import time
 from dataclasses import dataclass
@@ -108,6 +109,8 @@ def export_int8(fp32_path: Path, task, calibration: np.ndarray, held_raw: Sequen
     with tempfile.TemporaryDirectory(prefix=".zoo-int8-") as tmp:
         plain, quantised = Path(tmp) / "plain.onnx", Path(tmp) / "int8.onnx"
         _without_value_info(fp32_path, plain)
+        quiet = logging.getLogger().level
+        logging.getLogger().setLevel(logging.ERROR)  # the quantiser's advice goes to the root logger
         try:
             quantize_static(str(plain), str(quantised), _Calibration(name, np.ascontiguousarray(calibration)),
                             quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
@@ -115,6 +118,8 @@ def export_int8(fp32_path: Path, task, calibration: np.ndarray, held_raw: Sequen
         except Exception as exc:
             raise ZooError(f"int8 quantisation of {fp32.model} failed: {type(exc).__name__}: "
                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        finally:
+            logging.getLogger().setLevel(quiet)
         model = onnx.load(str(quantised))
         meta = dict(fp32.meta, precision="int8", quantized_from=fp32.meta.get("weights_sha256"))
         del model.metadata_props[:]
@@ -141,8 +146,8 @@ def export_int8(fp32_path: Path, task, calibration: np.ndarray, held_raw: Sequen
                             quantised.stat().st_size, False)
         if drop > max_drop and not force:
             raise ZooError(f"int8 {metric} {after:.4f} is {drop:.4f} worse than fp32's {before:.4f} on "
-                           f"{len(held_raw)} held-out samples (more than {max_drop}); nothing written "
-                           f"(--force to write it anyway)")
+                           f"{len(held_raw)} held-out samples (more than {max_drop}); the int8 variant was not "
+                           f"written (--force to write it anyway)")
         with atomic_path(out, ".onnx") as final:
             final.write_bytes(quantised.read_bytes())
         report.written = True

@@ -72,6 +72,7 @@ class ExportReport:
     opset: int
     size_bytes: int
     fp16: Any = None  # the half-precision variant's report, when one was asked for
+    int8: Any = None  # the int8 variant's report, likewise
     #: per graph: the exporter that wrote it and the seconds it took
     exporters: dict[str, tuple[str, float]] = field(default_factory=dict)
 

@@ -3,6 +3,7 @@ beside float32, refused (nothing written) when they lose too much."""
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -13,6 +14,8 @@ from zoo.exporters.int8 import export_int8, int8_path
 from zoo.registry import load_registry
 from zoo.runtime.artifact import open_artifact
 from zoo.specs import load_object
+
+SAMPLE = Path(__file__).resolve().parent.parent / "zoo" / "samples" / "digit7.png"
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +53,7 @@ def test_int8_variant_is_scored_on_held_out_data_and_describes_itself(fp32, digi
 
 
 def test_an_int8_variant_that_loses_too_much_is_refused_and_nothing_is_written(fp32, digits):
-    with pytest.raises(ZooError, match="nothing written"):
+    with pytest.raises(ZooError, match="the int8 variant was not written"):
         quantise(fp32, digits, max_drop=-1.0)  # no variant can gain a whole point of accuracy
     assert not int8_path(fp32).exists() and not list(fp32.parent.glob(".*"))
 
@@ -72,3 +75,16 @@ def test_several_graphs_are_refused(tmp_path, digits):
     task, _ = digits
     with pytest.raises(ZooError, match="single-graph"):
         export_int8(folder, task, np.zeros((8, 1, 32, 32), np.float32), [], np.zeros(0))
+
+
+def test_zoo_export_int8_and_zoo_run_precision_int8(tmp_path, zoo):
+    env = {"ZOO_HOME": str(tmp_path)}
+    result = zoo("export", "lenet5", "--int8", "--force", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "int8: accuracy" in result.stdout and "on 1000 held-out samples" in result.stdout
+    assert (tmp_path / "exports" / "lenet5-int8.onnx").is_file() and "WARNING" not in result.stderr
+    ran = zoo("run", "lenet5", SAMPLE, "--precision", "int8", "--json", env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["artifact"].endswith("lenet5-int8.onnx")
+    missing = zoo("run", "lenet5", SAMPLE, "--precision", "fp16", env=env)
+    assert missing.returncode != 0 and "zoo export lenet5 --fp16" in missing.stderr

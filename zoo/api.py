@@ -27,6 +27,7 @@ from zoo.registry import registry
 from zoo.runtime.results import Result
 
 STREAM_CHUNK = 32  # inputs per task call in Model.stream, unless batch_size says otherwise
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def list_models(pattern: str | None = None, task: str | None = None) -> list[dict[str, Any]]:
@@ -165,14 +166,24 @@ class Model:
         return [r.get("input") for r in raw]
 
 
-def load(target: str | Path, provider: str = "auto", export_missing: bool = True) -> Model:
+def load(target: str | Path, provider: str = "auto", export_missing: bool = True,
+         precision: str = "fp32") -> Model:
     """Open a model for inference: an artifact path, or a model name (``NAME``, ``NAME@TAG``)
-    whose export is in the user store. A model with weights but no export yet is exported first
-    (``export_missing``) when the ``train`` extra (torch) is installed; without it the error says
-    what to install."""
+    whose export is in the user store; ``precision`` "fp16" or "int8" takes the variant
+    ``zoo export --fp16/--int8`` wrote beside it. A model with weights but no export yet is
+    exported first (``export_missing``) when the ``train`` extra (torch) is installed; without
+    it the error says what to install."""
     from zoo.runtime.artifact import open_artifact
 
     target = str(target)
+    if precision != "fp32":
+        if precision not in PRECISIONS:
+            raise ZooError(f"precision {precision!r}: choose {', '.join(PRECISIONS)}")
+        path, ref = resolve_artifact(target)
+        variant = path.with_name(f"{path.stem}-{precision}{path.suffix}")
+        if not variant.is_file():
+            raise ZooError(f"no {precision} variant of {target} ({variant}): `zoo export {target} --{precision}`")
+        return Model(open_artifact(variant, provider), None)
     try:
         path, ref = resolve_artifact(target)
     except ZooError:

@@ -39,17 +39,23 @@ def load_trained(spec: ModelSpec, random_weights: bool = False, config: dict | N
     return module, dict(entry.manifest, tag=entry.tag)
 
 
-def dev_samples(spec: ModelSpec, manifest: dict[str, Any], data: str | None, limit: int = 64):
-    """Real dev-split inputs, encoded by the task, for the parity check; None if unavailable."""
-    reg = registry()
+def _splits(spec: ModelSpec, manifest: dict[str, Any], data: str | None):
+    """The splits the weights were trained on (the same seed), or None with the reason."""
     name = manifest.get("dataset") or spec.dataset
     if not name:
-        return None, "random inputs (model has no dataset)"
+        return None, "model has no dataset"
     try:
-        splits = load_object(reg.dataset(name).loader)(data, seed=manifest.get("split_seed", 0))
+        return load_object(registry().dataset(name).loader)(data, seed=manifest.get("split_seed", 0)), name
     except ZooError as exc:
-        return None, f"random inputs ({exc})"
-    task = reg.task(spec.task).load()
+        return None, str(exc)
+
+
+def dev_samples(spec: ModelSpec, manifest: dict[str, Any], data: str | None, limit: int = 64):
+    """Real dev-split inputs, encoded by the task, for the parity check; None if unavailable."""
+    splits, name = _splits(spec, manifest, data)
+    if splits is None:
+        return None, f"random inputs ({name})"
+    task = registry().task(spec.task).load()
     raw = splits.dev.inputs[:limit]
     # the loader's info (a vocabulary) stands in for task_meta when the weights are random
     meta = {**manifest, **splits.info, **manifest.get("task_meta", {})}
@@ -95,15 +101,17 @@ def _accepts(fn, name: str) -> bool:
 
 def export_model(name: str, fmt: str = "onnx", out: str | None = None, opset: int | None = None,
                  data: str | None = None, random_weights: bool = False, fp16: bool = False,
-                 config: dict | None = None, force: bool = False):
+                 config: dict | None = None, force: bool = False, int8: bool = False):
     """Export NAME (or NAME@TAG); with ``fp16`` also a half-precision ONNX variant beside it,
-    whose report is returned in the report's ``fp16`` field. An existing destination is replaced
-    only when zoo wrote it (or with ``force``)."""
+    with ``int8`` an int8 one (calibrated on the dev split, scored on the test split), whose
+    reports are returned in the report's ``fp16`` and ``int8`` fields. An existing destination
+    is replaced only when zoo wrote it (or with ``force``)."""
     from zoo.exporters.onnx import check_replaceable
 
     reg = registry()
-    if fp16 and fmt != "onnx":
-        raise ZooError(f"--fp16 is offered for ONNX exports, not {fmt!r}")
+    for flag, wanted in (("--fp16", fp16), ("--int8", int8)):
+        if wanted and fmt != "onnx":
+            raise ZooError(f"{flag} is offered for ONNX exports, not {fmt!r}")
     model_name, tag = store.split_ref(name)
     spec = reg.model(model_name)
     exporter = reg.exporter(fmt)
@@ -124,6 +132,12 @@ def export_model(name: str, fmt: str = "onnx", out: str | None = None, opset: in
         from zoo.exporters.fp16 import half_path
 
         check_replaceable(half_path(path), force)  # refused before anything is written
+    if int8:
+        from zoo.exporters.int8 import int8_path
+
+        if random_weights:
+            raise ZooError("--int8 is judged on held-out data, which random weights make meaningless")
+        check_replaceable(int8_path(path), force)
     kwargs: dict[str, Any] = {"meta": meta, "samples": samples, "sample_source": source}
     if opset:
         kwargs["opset"] = opset
@@ -137,7 +151,22 @@ def export_model(name: str, fmt: str = "onnx", out: str | None = None, opset: in
 
         report.fp16 = export_half(spec, module, report.path, meta=meta, samples=samples,
                                   opset=opset or DEFAULT_OPSET, sample_source=source, force=force)
+    if int8:
+        report.int8 = _export_int8(spec, manifest, data, report.path, force)
     return report
+
+
+def _export_int8(spec: ModelSpec, manifest: dict[str, Any], data: str | None, fp32_path: Path, force: bool):
+    """The int8 variant, calibrated on up to 256 dev samples and scored on the whole test split."""
+    from zoo.exporters.int8 import export_int8
+    from zoo.runtime.artifact import open_artifact
+
+    splits, why = _splits(spec, manifest, data)
+    if splits is None:
+        raise ZooError(f"--int8 needs the model's own data to calibrate and judge on ({why})")
+    task = registry().task(spec.task).load()
+    calibration = task.encode_inputs(splits.dev.inputs[:256], open_artifact(fp32_path, "cpu").meta)
+    return export_int8(fp32_path, task, calibration, list(splits.test.inputs), splits.test.targets, force=force)
 
 
 #: slack above the model's own size that a weights file may have (headers, an optimizer's
