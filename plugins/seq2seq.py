@@ -22,9 +22,28 @@ PAPER = ("Bahdanau, Cho and Bengio, Neural Machine Translation by Jointly Learni
 
 
 def build_seq2seq(config: dict):
+    import types
+
     from zoo.plugins.recurrent import Seq2SeqAttention
 
-    return Seq2SeqAttention(config)
+    module = Seq2SeqAttention(config)
+    module.freeze = types.MethodType(freeze, module)
+    return module
+
+
+def freeze(module, upto: str) -> None:
+    """``--freeze``: fine-tune from the installed weights. ``none`` trains every tensor (the
+    weights are only the starting point); ``encoder`` freezes the source embedding and both
+    encoder directions and trains the bridge, attention and decoder."""
+    from zoo.errors import ZooError
+
+    if upto == "none":
+        return
+    if upto != "encoder":
+        raise ZooError(f"--freeze {upto!r}: use 'none' (fine-tune every tensor) or 'encoder'")
+    for name, param in module.named_parameters():
+        if name.split(".")[0] in ("src_embed", "fwd", "bwd"):
+            param.requires_grad_(False)
 
 
 @hookimpl
@@ -79,6 +98,8 @@ def zoo_tasks() -> list[TaskSpec]:
                 TaskOption("attention", "path", None, "draw the attention matrix as a heatmap PNG here"),
                 TaskOption("file", "path", None, "read inputs from this UTF-8 file, one per line"),
                 TaskOption("batch-size", "int", 64, "inputs per onnxruntime call (greedy search)"),
+                TaskOption("unchecked", "flag", False, "print what was decoded even when it is not what the model's "
+                           "targets are declared to be (a date model's impossible date)"),
             ),
         )
     ]

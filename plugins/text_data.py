@@ -80,14 +80,19 @@ def tokens_of(text: str, unit: str) -> list[str]:
 
 def parallel_splits(sources: Sequence[str], targets: Sequence[str], *, target_unit: str, source: str,
                     seed: int, test: int | float = 0.1, dev: int | float = 0.05,
-                    held: tuple[list[int], list[int], list[int]] | None = None) -> Splits:
+                    held: tuple[list[int], list[int], list[int]] | None = None,
+                    src_chars: Sequence[str] | None = None) -> Splits:
     """Vocabularies, lengths and splits for source/target pairs; ``held`` gives the split
-    indices (train, dev, test) when the caller holds out by content."""
+    indices (train, dev, test) when the caller holds out by content; ``src_chars`` a source
+    vocabulary (a superset of the sources' characters) to keep instead of the sources' own."""
     if held is None:
         splits = split(list(range(len(sources))), np.arange(len(sources)), test=test, dev=dev, seed=seed,
                        source=source)
         held = (list(splits.train.inputs), list(splits.dev.inputs), list(splits.test.inputs))
-    src_chars = sorted({c for s in sources for c in s})
+    own = sorted({c for s in sources for c in s})
+    if src_chars is not None:
+        assert set(own) <= set(src_chars), sorted(set(own) - set(src_chars))
+    src_chars = sorted(src_chars) if src_chars is not None else own
     tgt_tokens = sorted({t for s in targets for t in tokens_of(s, target_unit)})
 
     def part(idx: list[int]) -> Split:
@@ -164,6 +169,15 @@ def human_date(day: dt.date, rng: np.random.Generator) -> str:
     return text
 
 
+def _held_out_days(rng: np.random.Generator) -> dict[tuple[int, int], str]:
+    """(month, day) -> "train", "dev" (5%) or "test" (10%), from the first draw of ``rng``."""
+    pairs = sorted({(m, d) for m in range(1, 13) for d in range(1, 32) if d <= [31, 29, 31, 30, 31, 30, 31, 31, 30,
+                                                                                  31, 30, 31][m - 1]})
+    order = rng.permutation(len(pairs))
+    n_test, n_dev = round(0.10 * len(pairs)), round(0.05 * len(pairs))
+    return {pairs[i]: ("test" if k < n_test else "dev" if k < n_test + n_dev else "train") for k, i in enumerate(order)}
+
+
 def load_dates(path: str | None = None, *, seed: int = 0, per_date: int = 2, dev_size: int = 1000,
                test_size: int = 3000) -> Splits:
     """Every date from 1950 to 2049 in ``per_date`` random renderings; 5% of the (month, day)
@@ -172,12 +186,7 @@ def load_dates(path: str | None = None, *, seed: int = 0, per_date: int = 2, dev
     if path:
         return load_parallel_tsv(path, seed=seed)
     rng = np.random.default_rng(seed)
-    pairs = sorted({(m, d) for m in range(1, 13) for d in range(1, 32) if d <= [31, 29, 31, 30, 31, 30, 31, 31, 30,
-                                                                                  31, 30, 31][m - 1]})
-    order = rng.permutation(len(pairs))
-    n_test, n_dev = round(0.10 * len(pairs)), round(0.05 * len(pairs))
-    part_of = {pairs[i]: ("test" if k < n_test else "dev" if k < n_test + n_dev else "train")
-               for k, i in enumerate(order)}
+    part_of = _held_out_days(rng)
     rendered: dict[str, set[str]] = {}
     by_part: dict[str, list[tuple[str, str]]] = {"train": [], "dev": [], "test": []}
     day = FIRST
@@ -200,9 +209,111 @@ def load_dates(path: str | None = None, *, seed: int = 0, per_date: int = 2, dev
         held.append(list(range(len(sources), len(sources) + len(chosen))))
         sources += [by_part[name][i][0] for i in chosen]
         targets += [by_part[name][i][1] for i in chosen]
-    return parallel_splits(sources, targets, target_unit="char", seed=seed, held=(held[0], held[1], held[2]),
-                           source="generated with Babel CLDR patterns (8 locales) and English ordinals, "
-                                  f"1950-2049, seed {seed}, (month, day) pairs held out for dev/test")
+    splits = parallel_splits(sources, targets, target_unit="char", seed=seed, held=(held[0], held[1], held[2]),
+                             source="generated with Babel CLDR patterns (8 locales) and English ordinals, "
+                                    f"1950-2049, seed {seed}, (month, day) pairs held out for dev/test")
+    splits.info["target_format"] = DATE_INFO["target_format"]
+    return splits
+
+
+# -- dates, 1000 to 2999 ------------------------------------------------------------------------
+WIDE_FIRST, WIDE_LAST = dt.date(1000, 1, 1), dt.date(2999, 12, 31)
+ORDINAL_WORDS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
+                 "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth",
+                 "eighteenth", "nineteenth", "twentieth", "twenty-first", "twenty-second", "twenty-third",
+                 "twenty-fourth", "twenty-fifth", "twenty-sixth", "twenty-seventh", "twenty-eighth",
+                 "twenty-ninth", "thirtieth", "thirty-first"]
+#: what a translation dataset declares about its data in ``Splits.info``: sources are read
+#: lower-cased, targets are ISO 8601 calendar dates (``zoo run`` checks them)
+DATE_INFO = {"source_case": "lower", "target_format": "iso-date"}
+#: the source characters of ``dates`` (seed 0), which ``dates-wide`` keeps as its vocabulary so
+#: that a model trained on either can be fine-tuned on the other (``--freeze none``); its
+#: capitals are never read, as sources are lower-cased
+DATES_CHARS = tuple(" ,-./0123456789ADFJMNOSTWabcdefghijklmnopqrstuvwxyz\u00e1\u00e4\u00e7\u00e9\u00ec\u00fb")
+
+
+def english_date(day: dt.date, rng: np.random.Generator) -> str:
+    """English forms with ordinals in digits or words, with or without the weekday: "the
+    fourth of July 1776", "July 4th, 1776", "Thursday the 4th of July 1776"."""
+    from babel.dates import format_date
+
+    month, weekday = format_date(day, "MMMM", locale="en_US"), format_date(day, "EEEE", locale="en_US")
+    nth = _ordinal(day.day) if rng.random() < 0.5 else ORDINAL_WORDS[day.day - 1]
+    forms = [f"the {nth} of {month} {day.year}", f"the {nth} of {month}, {day.year}", f"{nth} of {month} {day.year}",
+             f"{month} {nth}, {day.year}", f"{month} {nth} {day.year}", f"{nth} {month} {day.year}",
+             f"{weekday} the {nth} of {month} {day.year}", f"{weekday}, {month} {nth}, {day.year}",
+             f"{weekday} {nth} {month} {day.year}"]
+    return forms[rng.integers(len(forms))]
+
+
+def wide_date(day: dt.date, rng: np.random.Generator) -> str:
+    """One rendering of ``day`` for the 1000-2999 range, lower-cased: two-digit years only for
+    1950-2049 (elsewhere they would name another century), French "1er" for the first."""
+    for _ in range(20):
+        text = english_date(day, rng) if rng.random() < 0.15 else human_date(day, rng)
+        if FIRST <= day <= LAST or str(day.year) in text:
+            break
+    else:
+        text = english_date(day, rng)
+    if day.day == 1 and text.startswith("1 ") and rng.random() < 0.5 and any(
+            m in text for m in ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
+                                "octobre", "novembre", "décembre")):
+        text = "1er" + text[1:]
+    text = " ".join(text.replace("\u202f", " ").replace("\xa0", " ").split())
+    return text.lower()
+
+
+def load_dates_wide(path: str | None = None, *, seed: int = 0, train_size: int = 120_000, dev_size: int = 1000,
+                    test_size: int = 3000) -> Splits:
+    """Dates from 1000 to 2999, lower-cased (``zoo run`` folds the case of what it reads), with
+    the same (month, day) pairs held out for dev and test as ``dates`` (so neither dataset's
+    test days are trained on by the other): ``train_size`` days drawn from the whole range plus
+    every 1950-2049 training day once, one rendering each; dev and test days drawn uniformly
+    from the whole range."""
+    if path:
+        return load_parallel_tsv(path, seed=seed)
+    rng = np.random.default_rng(seed)
+    part_of = _held_out_days(rng)
+    wide_rng = np.random.default_rng([seed, 1000])
+    span = (WIDE_LAST - WIDE_FIRST).days + 1
+    wanted = {"train": train_size, "dev": dev_size, "test": test_size}
+    days: dict[str, list[dt.date]] = {name: [] for name in wanted}
+    seen: set[dt.date] = set()
+    modern = FIRST
+    while modern <= LAST:
+        if part_of[(modern.month, modern.day)] == "train":
+            days["train"].append(modern)
+            seen.add(modern)
+        modern += dt.timedelta(days=1)
+    goal = {name: n + (len(days["train"]) if name == "train" else 0) for name, n in wanted.items()}
+    while any(len(days[name]) < goal[name] for name in wanted):
+        day = WIDE_FIRST + dt.timedelta(days=int(wide_rng.integers(span)))
+        name = part_of[(day.month, day.day)]
+        if day not in seen and len(days[name]) < goal[name]:
+            seen.add(day)
+            days[name].append(day)
+    rendered: dict[str, set[str]] = {}
+    by_part: dict[str, list[tuple[str, str]]] = {}
+    for name in wanted:
+        by_part[name] = [(wide_date(day, wide_rng), day.isoformat()) for day in days[name]]
+        for text, iso in by_part[name]:
+            rendered.setdefault(text, set()).add(iso)
+    ambiguous = {text for text, isos in rendered.items() if len(isos) > 1}
+    sources: list[str] = []
+    targets: list[str] = []
+    held: list[list[int]] = []
+    for name in ("train", "dev", "test"):
+        pairs = [p for p in by_part[name] if p[0] not in ambiguous]
+        held.append(list(range(len(sources), len(sources) + len(pairs))))
+        sources += [s for s, _ in pairs]
+        targets += [t for _, t in pairs]
+    splits = parallel_splits(sources, targets, target_unit="char", seed=seed, held=(held[0], held[1], held[2]),
+                             src_chars=DATES_CHARS,
+                             source="generated with Babel CLDR patterns (8 locales) and English ordinals in digits "
+                                    f"and words, 1000-2999, lower-cased, seed {seed}, the (month, day) pairs of "
+                                    "'dates' held out for dev/test")
+    splits.info.update(DATE_INFO)
+    return splits
 
 
 # -- CMUdict ----------------------------------------------------------------------------------------
@@ -236,6 +347,11 @@ def zoo_datasets() -> list[DatasetSpec]:
                     summary="human-readable dates in 8 languages -> ISO 8601; held-out (month, day) pairs",
                     loader="zoo.plugins.text_data:load_dates",
                     source="generated offline with Babel (CLDR), fixed seed; --data FILE.tsv for your own pairs"),
+        DatasetSpec(name="dates-wide", task="translation",
+                    summary="dates 1000-2999 in 8 languages (ordinals, weekdays, lower-cased) -> ISO 8601; "
+                            "the held-out (month, day) pairs of 'dates'",
+                    loader="zoo.plugins.text_data:load_dates_wide",
+                    source="generated offline with Babel (CLDR), fixed seed"),
         DatasetSpec(name="parallel-tsv", task="translation",
                     summary="your parallel corpus: one 'source<TAB>target' pair per line (--data FILE)",
                     loader="zoo.plugins.text_data:load_parallel_tsv", source="user path"),

@@ -3,6 +3,7 @@ over whole decodes, greedy and beam search, the CLI end to end and bad input."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -213,12 +214,13 @@ def test_translation_through_cli(trained, tmp_path):
     from conftest import run_zoo
 
     env, _ = trained
-    one = run_zoo("run", "seq2seq-dates", "10 juin 1994", env=env)
+    # --unchecked: two training steps do not make a date model, so its outputs are not dates yet
+    one = run_zoo("run", "seq2seq-dates", "10 juin 1994", "--unchecked", env=env)
     assert one.returncode == 0, one.stderr
     assert len(one.stdout.splitlines()) == 1
     lines = tmp_path / "lines.txt"
     lines.write_text("10 juin 1994\nFriday, June 10th 1994\n\n10.06.94\n", encoding="utf-8")
-    many = run_zoo("run", "seq2seq-dates", "3 mars 2001", "--file", str(lines), "--beam", "3", "--json",
+    many = run_zoo("run", "seq2seq-dates", "3 mars 2001", "--file", str(lines), "--beam", "3", "--json", "--unchecked",
                    "--attention", str(tmp_path / "att.png"), env=env)
     assert many.returncode == 0, many.stderr
     results = json.loads(many.stdout)["results"]
@@ -305,3 +307,155 @@ def test_train_on_a_users_parallel_corpus(tmp_path):
     manifest = json.loads((tmp_path / "home" / "weights" / "seq2seq-dates" / "words" / "manifest.json").read_text())
     assert manifest["task_meta"]["target_unit"] == "word" and "DOG" in manifest["task_meta"]["tgt_vocab"]
     assert manifest["splits"] == {"train": 55, "dev": 3, "test": 6}
+
+
+# -- what users type: normalisation, one bad input among many, outputs checked as dates ---------------
+from zoo.errors import ZooError  # noqa: E402
+from zoo.runtime.tasks import text as text_task  # noqa: E402
+
+LOWER = ["<pad>", "<unk>", *"abcdefghijklmnopqrstuvwxyz"]  # seq2seq-g2p's source vocabulary
+MIXED = ["<pad>", "<unk>", *" ',-0123456789ADFJMabcdefghijklmnopqrstuvwxyz\u00e9"]  # capitals for a few letters
+
+
+@pytest.mark.parametrize("text, read", [
+    ("Anthropic", "anthropic"), ("don't", "dont"), ("don\u2019t", "dont"), ("caf\u00e9", "cafe"),
+    ("cafe\u0301", "cafe"), ("Stra\u00dfe", "strasse"), ("O'NEILL", "oneill"), ("  Zo\u00eb ", "zoe"),
+    ("x\u2603", "x\u2603"),
+])
+def test_sources_read_by_a_lower_case_vocabulary(text, read):
+    index = {c: i for i, c in enumerate(LOWER)}
+    assert text_task.source_case(LOWER) == "lower"
+    assert text_task.normalise_source(text, index, "lower") == read
+
+
+@pytest.mark.parametrize("text, read", [
+    ("Friday, June 10th 1994", "Friday, June 10th 1994"),  # every character known: left as typed
+    ("THE 3RD OF MARCH 2001", "the 3rd of march 2001"),  # capitals it lacks: the whole text lower-cased
+    ("10 F\u00c9VRIER  1994", "10 f\u00e9vrier 1994"), ("10 fe\u0301vrier 1994", "10 f\u00e9vrier 1994"),
+    ("d\u2019Artagnan", "d'Artagnan"), ("M\u00fcnchen", "Munchen"),
+])
+def test_sources_read_by_a_mixed_case_vocabulary(text, read):
+    index = {c: i for i, c in enumerate(MIXED)}
+    assert text_task.source_case(MIXED) == "fallback"
+    assert text_task.normalise_source(text, index, "fallback") == read
+
+
+def test_declared_source_case_wins_over_the_vocabulary():
+    index = {c: i for i, c in enumerate(MIXED)}
+    assert text_task.source_case(MIXED, "lower") == "lower"
+    assert text_task.normalise_source("Friday", index, "lower") == "friday"
+    with pytest.raises(ZooError, match="source_case 'title'"):
+        text_task.source_case(MIXED, "title")
+
+
+def test_iso_dates_are_checked_against_the_calendar():
+    good = ["2020-02-29", "1776-07-04", "1000-01-01", "2999-12-31"]
+    bad = ["2021-02-29", "2020-02-31", "1994-6-10", "", "0000-01-01", "1994-13-01", "19940610", "1994-06-10x"]
+    assert all(map(text_task.check_iso_date, good)) and not any(map(text_task.check_iso_date, bad))
+
+
+class _EchoArtifact:
+    """An artifact whose "model" writes back its (normalised) source, character by character,
+    through the real greedy and beam-search loops: what comes out is what was read."""
+
+    def __init__(self, src_vocab, tgt_chars, **meta):
+        self.meta = {"src_vocab": src_vocab, "tgt_vocab": ["<pad>", "<s>", "</s>", *tgt_chars], "target_unit": "char",
+                     "config": {"max_src_len": 24, "max_tgt_len": 26}, **meta}
+        tgt = {c: i for i, c in enumerate(self.meta["tgt_vocab"])}
+        self.to_target = np.asarray([tgt.get(c, 2) for c in src_vocab])  # unknown to the target side: </s>
+        self.to_target[0] = 2
+
+    def decoder(self):
+        def enc(src):
+            n, t = src.shape
+            return (src[:, :, None].astype(np.float32), np.zeros((n, t, 1), np.float32),
+                    (src > 0).astype(np.float32), np.zeros((n, 1), np.float32))
+
+        def step(tok, state, ann, keys, mask):
+            pos = state[:, 0].astype(int)
+            src = np.asarray([ann[i, p, 0] if p < ann.shape[1] else 0 for i, p in enumerate(pos)], int)
+            logits = np.full((len(tok), len(self.meta["tgt_vocab"])), -20.0, np.float32)
+            logits[np.arange(len(tok)), self.to_target[src]] = 0.0
+            alpha = np.zeros(ann.shape[:2], np.float32)
+            alpha[np.arange(len(tok)), np.minimum(pos, ann.shape[1] - 1)] = 1.0
+            return logits, state + 1, alpha
+
+        return Decoder(enc, step)
+
+
+@pytest.fixture
+def echo(monkeypatch):
+    monkeypatch.setattr(text_task.Decoder, "from_artifact", classmethod(lambda cls, artifact: artifact.decoder()))
+    return _EchoArtifact
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_one_unreadable_word_does_not_fail_the_others(echo, beam):
+    artifact = echo(LOWER, "abcdefghijklmnopqrstuvwxyz")
+    task = Translation()
+    results = task.run(artifact, ["Anthropic", "x\u2603", "don't", "caf\u00e9"], {"beam": beam})
+    assert [r["output"] for r in results] == ["anthropic", None, "dont", "cafe"]
+    assert results[2]["read_as"] == "dont" and "read_as" not in results[1]
+    assert "'\u2603'" in results[1]["error"] and "not in the model's vocabulary" in results[1]["error"]
+    lines = [task.format(r) for r in results]
+    assert lines[0] == "anthropic" and lines[1].startswith("error: input 'x\u2603'") and "\n" not in lines[1]
+    with pytest.raises(ZooError, match=re.escape("'x\u2603'") + ".*" +
+                       re.escape("(and 1 more input(s): no input gave an answer)")):
+        task.run(artifact, ["x\u2603", "y\u2603"], {"beam": beam})
+
+
+def test_outputs_are_checked_as_calendar_dates(echo):
+    artifact = echo(MIXED, "-0123456789", target_format="iso-date")
+    task = Translation()
+    results = task.run(artifact, ["2020-02-29", "2020-02-31", "tomorrow"], {"beam": 1})
+    assert [r["output"] for r in results] == ["2020-02-29", None, None]
+    assert results[1]["error"] == "not a date" and results[1]["decoded"] == "2020-02-31"
+    assert results[2]["decoded"] == ""
+    assert [task.format(r) for r in results] == ["2020-02-29", "not a date", "not a date"]
+    with pytest.raises(ZooError, match="^'tomorrow': not a date$"):
+        task.run(artifact, ["tomorrow"], {"beam": 1})
+    raw = task.run(artifact, ["2020-02-31"], {"beam": 1, "unchecked": True})
+    assert raw[0]["output"] == "2020-02-31" and "error" not in raw[0]
+    undeclared = echo(MIXED, "-0123456789")  # a model that does not say its targets are dates
+    assert task.run(undeclared, ["2020-02-31"], {"beam": 1})[0]["output"] == "2020-02-31"
+
+
+def test_unreadable_and_impossible_through_the_cli(trained):
+    from conftest import assert_one_line_error, run_zoo
+
+    env, _ = trained
+    r = run_zoo("run", "seq2seq-dates", "10 JUIN 1994", "10 juin 1994 \u2603", "--json", "--unchecked", env=env)
+    assert r.returncode == 0, r.stderr
+    first, second = json.loads(r.stdout)["results"]
+    assert first["read_as"] == "10 juin 1994" and isinstance(first["output"], str)
+    assert second["output"] is None and "not in the model's vocabulary" in second["error"]
+    r = run_zoo("run", "seq2seq-dates", "10 juin 1994", "\u2603", "--unchecked", env=env)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2 and r.stdout.splitlines()[1].startswith("error: ")
+    assert_one_line_error(run_zoo("run", "seq2seq-dates", "\u2603", "\u2604", env=env), "no input gave an answer")
+
+
+def test_freeze_for_fine_tuning():
+    from zoo.registry import load_registry
+
+    model = load_registry().model("seq2seq-dates").build(TINY)
+    model.freeze("none")
+    assert all(p.requires_grad for p in model.parameters())
+    model.freeze("encoder")
+    frozen = {n.split(".")[0] for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {"src_embed", "fwd", "bwd"}
+    with pytest.raises(ZooError, match="--freeze 'head'"):
+        model.freeze("head")
+
+
+def test_wide_dates_hold_out_the_same_days():
+    from zoo.plugins.text_data import DATE_INFO, DATES_CHARS, load_dates_wide
+
+    splits = load_dates_wide(train_size=3000, dev_size=200, test_size=600)
+    assert {k: splits.info[k] for k in DATE_INFO} == DATE_INFO and splits.info["src_vocab"][2:] == list(DATES_CHARS)
+    days = {part: {t[5:] for t in getattr(splits, part).targets} for part in ("train", "dev", "test")}
+    assert not days["test"] & days["train"] and not days["dev"] & days["train"]
+    years = [int(t[:4]) for t in splits.test.targets]
+    assert min(years) < 1300 and max(years) > 2700 and len(splits.test) >= 590
+    for text, iso in zip(splits.train.inputs, splits.train.targets):
+        assert text == text.lower()
+        assert "1950" <= iso[:4] <= "2049" or iso[:4] in text, (text, iso)  # two-digit years only where unambiguous

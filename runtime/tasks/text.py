@@ -8,7 +8,10 @@ and beam search with length normalisation for translation, driven by the exporte
 
 from __future__ import annotations
 
+import datetime
 import math
+import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -301,7 +304,87 @@ def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
     return row[-1]
 
 
+#: apostrophe-like marks: read as the vocabulary's apostrophe, or dropped when it has none
+APOSTROPHES = "'\u2019\u2018\u02bc\u02b9\u0060\u00b4\u2032"
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+NOT_A_DATE = "not a date"
+
+
+def strip_marks(text: str) -> str:
+    """Compatibility decomposition (NFKD) without the combining marks: "é" -> "e", "ﬁ" -> "fi"."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def source_case(vocab: Sequence[str], declared: str | None = None) -> str:
+    """How a source's letter case is read: what the dataset declared (``source_case`` in its
+    info: "lower", "upper" or "keep"), else what the vocabulary holds: "lower" when it has
+    lower-case letters only, "upper" for upper-case only, otherwise "fallback" (keep the text's
+    case unless it holds a letter the vocabulary has only in the other case; then lower-case
+    it all, the way the training data's lower-cased renderings read)."""
+    if declared:
+        if declared not in ("lower", "upper", "keep"):
+            raise ZooError(f"the model declares source_case {declared!r}; this runtime knows lower, upper and keep")
+        return declared
+    letters = [t for t in vocab if len(t) == 1 and t.isalpha() and t.lower() != t.upper()]
+    if letters and all(t.islower() for t in letters):
+        return "lower"
+    if letters and all(t.isupper() for t in letters):
+        return "upper"
+    return "fallback"
+
+
+def normalise_source(text: str, vocab: set[str] | dict[str, int], case: str) -> str:
+    """A source text as the model's vocabulary can read it, changing only what it must:
+    Unicode NFC, outer white space stripped (runs of white space made one space when the
+    vocabulary has a space), letter case as ``source_case`` says, then each character still
+    outside the vocabulary replaced by its case-folded form ("ß" -> "ss") or its letters
+    without accents ("ü" -> "u") when those are in the vocabulary, and apostrophes read as the
+    vocabulary's own or dropped ("don't" -> "dont"). Characters left over stay, for the caller
+    to report."""
+    text = unicodedata.normalize("NFC", text).strip()
+    if " " in vocab:
+        text = " ".join(text.split())
+    if case == "lower":
+        text = text.lower()
+    elif case == "upper":
+        text = text.upper()
+    elif case == "fallback" and any(c not in vocab and c.lower() != c and c.lower() in vocab for c in text):
+        text = text.lower()
+    out = []
+    for c in text:
+        if c in vocab:
+            out.append(c)
+        elif c in APOSTROPHES:
+            out.append("'" if "'" in vocab else "")
+        else:
+            bare = strip_marks(c)
+            for alt in (c.casefold(), bare, bare.lower() if case != "upper" else bare.upper()):
+                if alt and all(a in vocab for a in alt):
+                    out.append(alt)
+                    break
+            else:
+                out.append(c)
+    return "".join(out)
+
+
+def check_iso_date(text: str) -> bool:
+    """A real calendar date written YYYY-MM-DD (proleptic Gregorian, years 0001-9999)."""
+    if not ISO_DATE.fullmatch(text):
+        return False
+    try:
+        datetime.date(int(text[:4]), int(text[5:7]), int(text[8:]))
+    except ValueError:
+        return False
+    return True
+
+
 class Translation(Task):
+    """Sources are read through ``normalise_source``; an input the model still cannot read is
+    reported on its own (``zoo run``: its line says ``error: ...``, JSON has ``"output": null``
+    and ``"error"``), and so is an output that is not what the dataset declares its targets
+    to be (``target_format`` "iso-date": a real calendar date, else ``not a date``). ``zoo
+    run`` fails (one line, non-zero exit) only when no input gave an answer."""
+
     name = "translation"
     result_type = TranslationResult
     primary_metric = "token_accuracy"
@@ -310,13 +393,32 @@ class Translation(Task):
     def _index(meta: dict[str, Any], key: str) -> dict[str, int]:
         return {t: i for i, t in enumerate(meta[key])}
 
+    def normalise(self, texts: Sequence[str], meta: dict[str, Any]) -> list[str]:
+        index = self._index(meta, "src_vocab")
+        case = source_case(meta["src_vocab"], meta.get("source_case"))
+        return [normalise_source(str(t), index, case) for t in texts]
+
+    def source_problem(self, text: str, read: str, meta: dict[str, Any]) -> str | None:
+        """Why the model cannot read ``text`` (normalised to ``read``), or None."""
+        max_len, index = meta["config"]["max_src_len"], self._index(meta, "src_vocab")
+        unknown = sorted({c for c in read if c not in index})
+        if unknown:
+            shown = ", ".join(repr(c) for c in unknown[:10])
+            return f"input {text[:30]!r}: character(s) {shown} are not in the model's vocabulary"
+        if not read:
+            return f"input {text[:30]!r}: nothing left to read once normalised"
+        if len(read) > max_len:
+            return f"input {text[:30]!r}... has {len(read)} characters; this model reads at most {max_len}"
+        return None
+
     def source_ids(self, texts: Sequence[str], meta: dict[str, Any]) -> np.ndarray:
         index, max_len = self._index(meta, "src_vocab"), meta["config"]["max_src_len"]
         out = np.zeros((len(texts), max_len), np.int64)
-        for row, text in enumerate(texts):
-            if len(text) > max_len:
-                raise ZooError(f"input {text[:30]!r}... has {len(text)} characters; this model reads at most {max_len}")
-            ids = char_ids(text, index, f"input {text[:30]!r}")
+        for row, (text, read) in enumerate(zip(texts, self.normalise(texts, meta))):
+            problem = self.source_problem(str(text), read, meta)
+            if problem:
+                raise ZooError(problem)
+            ids = [index[c] for c in read]
             out[row, : len(ids)] = ids
         return out
 
@@ -388,21 +490,45 @@ class Translation(Task):
         beam = int(options.get("beam", 1))
         if beam < 1:
             raise ZooError(f"--beam {beam}: give 1 (greedy) or more")
-        translated = self.translate(artifact, texts, beam, float(options.get("length_norm", 0.7)),
-                                    int(options.get("batch_size") or 64))
+        meta = artifact.meta
+        read = self.normalise(texts, meta)
+        problems = [self.source_problem(t, r, meta) for t, r in zip(texts, read)]
+        good = [i for i, p in enumerate(problems) if p is None]
+        translated = dict(zip(good, self.translate(artifact, [texts[i] for i in good], beam,
+                                                   float(options.get("length_norm", 0.7)),
+                                                   int(options.get("batch_size") or 64)) if good else []))
+        dates = meta.get("target_format") == "iso-date" and not options.get("unchecked")
         results = []
-        for i, (text, (out, tokens, att)) in enumerate(zip(texts, translated)):
-            result = {"input": text, "output": out, "tokens": tokens}
+        for i, text in enumerate(texts):
+            if i not in translated:
+                results.append({"input": text, "output": None, "tokens": [], "error": problems[i]})
+                continue
+            out, tokens, att = translated[i]
+            result: dict[str, Any] = {"input": text, "output": out, "tokens": tokens}
+            if read[i] != text:
+                result["read_as"] = read[i]
+            if dates and not check_iso_date(out):
+                result.update(output=None, error=NOT_A_DATE, decoded=out)
             if options.get("attention"):
                 path = Path(options["attention"])
                 if len(texts) > 1:
                     path = path.with_name(f"{path.stem}-{i + 1}{path.suffix or '.png'}")
-                draw_attention(att[:, : len(text)], list(text), tokens + ["</s>"], path)
+                draw_attention(att[:, : len(read[i])], list(read[i]), tokens + ["</s>"], path)
                 result["attention"] = str(path)
             results.append(result)
+        failed = [r for r in results if r["output"] is None]
+        if failed and len(failed) == len(results):
+            first = failed[0]["error"]
+            if first == NOT_A_DATE:
+                first = f"{failed[0]['input'][:30]!r}: {NOT_A_DATE}"
+            more = f" (and {len(failed) - 1} more input(s): no input gave an answer)" if len(failed) > 1 else ""
+            raise ZooError(first + more)
         return results
 
     def format(self, result: dict[str, Any]) -> str:
+        if result.get("output") is None:
+            error = result.get("error") or "no answer"
+            return error if error == NOT_A_DATE else f"error: {error}"
         return result["output"]
 
     def evaluate(self, artifact, sources: Sequence[str], references: Sequence[str], beam: int,
