@@ -246,7 +246,7 @@ def test_run_does_not_import_torch(trained):
     (["x" * 60], "reads at most"),
     (["10 juin 1994 \u2603"], "not in the model's vocabulary"),
     ([], "nothing to translate"),
-    (["10 juin 1994", "--beam", "0"], "--beam 0"),
+    (["10 juin 1994", "--beam", "0"], "--beam"),  # refused by the CLI's range, or by the task
 ])
 def test_bad_input_is_one_line(trained, args, message):
     from conftest import assert_one_line_error, run_zoo
