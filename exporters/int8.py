@@ -16,6 +16,7 @@ its shapes inferred afresh.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
@@ -27,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from zoo.errors import ZooError
-from zoo.runtime.artifact import META_KEY
+from zoo.runtime.artifact import GRAPH_SHA_KEY, META_KEY
 from zoo.store import atomic_path
 
 #: the largest drop of the primary metric (absolute: 0.005 = half a point of accuracy) accepted
@@ -124,7 +125,9 @@ def export_int8(fp32_path: Path, task, calibration: np.ndarray, held_raw: Sequen
         meta = dict(fp32.meta, precision="int8", quantized_from=fp32.meta.get("weights_sha256"))
         del model.metadata_props[:]
         for prop in onnx.load(str(fp32_path), load_external_data=False).metadata_props:
-            model.metadata_props.add(key=prop.key, value=json.dumps(meta) if prop.key == META_KEY else prop.value)
+            if prop.key != GRAPH_SHA_KEY:  # the int8 graph records its own sha256, below
+                model.metadata_props.add(key=prop.key, value=json.dumps(meta) if prop.key == META_KEY else prop.value)
+        model.metadata_props.add(key=GRAPH_SHA_KEY, value=hashlib.sha256(model.graph.SerializeToString()).hexdigest())
         onnx.checker.check_model(model, full_check=True)
         onnx.save(model, str(quantised))
 

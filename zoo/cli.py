@@ -473,7 +473,7 @@ def _verify_artifacts(names: tuple[str, ...]) -> tuple[int, int]:
     for path in sorted(root.iterdir()):
         if path.name.startswith("."):
             continue
-        model = store.split_ref(path.name.removesuffix(".onnx"))[0].removesuffix("-fp16")
+        model = store.split_ref(path.name.removesuffix(".onnx"))[0].removesuffix("-fp16").removesuffix("-int8")
         if wanted and model not in wanted:
             continue
         checked += 1
