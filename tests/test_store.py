@@ -240,6 +240,7 @@ def test_resume_gives_exactly_the_weights_of_the_uninterrupted_run(tmp_path, mon
     assert [h["epoch"] for h in state["history"]] == [1, 2]
 
 
+@pytest.mark.slow
 def test_a_crash_while_checkpointing_keeps_a_checkpoint_to_resume_from(tmp_path, zoo, monkeypatch):
     from zoo.engine import train
 
@@ -282,6 +283,7 @@ def test_a_store_of_the_pre_tag_layout_keeps_working(tmp_path, monkeypatch):
     assert not (old / "manifest.json").exists() and store.find("lenet5").tag == "new"
 
 
+@pytest.mark.slow
 def test_a_training_run_killed_while_installing_leaves_the_store_as_it_was(tmp_path, zoo, monkeypatch):
     """Killed between staging its entry and the rename: no half entry, the active one untouched,
     and --resume of the finished run installs it."""
