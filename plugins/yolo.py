@@ -441,6 +441,7 @@ def zoo_tasks() -> list[TaskSpec]:
             options=(
                 TaskOption("conf", "float", 0.25, "keep detections scoring at least this (p_c x class probability)"),
                 TaskOption("iou", "float", 0.45, "non-max suppression IoU threshold"),
+                TaskOption("agnostic", "flag", False, "non-max suppression across classes: one box per object"),
                 TaskOption("save", "path", None, "draw the boxes on the image and save it here (one input)"),
                 TaskOption("save-dir", "path", None, "draw the boxes and save one image per input in this folder"),
                 TaskOption("batch-size", "int", 8, "images per onnxruntime call"),

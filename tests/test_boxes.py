@@ -80,3 +80,18 @@ def test_letterbox_maps_boxes_back_to_the_image_and_clips():
     original = np.array([[10, 20, 60, 280]])
     np.testing.assert_allclose(box.to_image(box.to_input(original)), original)
     np.testing.assert_allclose(box.to_image([[-50, -50, 200, 200]]), [[0, 0, 100, 300]])
+
+
+def test_agnostic_decoding_keeps_one_box_where_two_classes_overlap():
+    from zoo.runtime.tasks.detection import decode
+
+    # one 1x1 grid, two equal anchors predicting the same centred box, sure of an object: the
+    # first says class 0, the second class 1
+    config = {"input_size": 32, "strides": [32], "anchors": [[[16, 16], [16, 16]]], "num_classes": 2}
+    raw = np.zeros((1, 2, 7))
+    raw[0, :, 4] = 10.0
+    raw[0, 0, 5:], raw[0, 1, 5:] = [10.0, -10.0], [-10.0, 10.0]
+    per_class = decode(raw, config, 0.25, 0.45)[0]
+    agnostic = decode(raw, config, 0.25, 0.45, agnostic=True)[0]
+    assert sorted(per_class["classes"].tolist()) == [0, 1]  # different classes never suppress each other
+    assert len(agnostic["classes"]) == 1  # across classes, the overlapping box goes

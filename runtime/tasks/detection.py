@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from zoo.errors import ZooError
-from zoo.runtime.boxes import Letterbox, batched_nms, iou
+from zoo.runtime.boxes import Letterbox, batched_nms, iou, nms
 from zoo.runtime.images import SaveTargets, collect_images, load_image, save_image, to_array
 from zoo.runtime.results import DetectionResult
 from zoo.runtime.tasks import Task
@@ -66,9 +66,10 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def decode(outputs: np.ndarray, config: dict[str, Any], conf: float, iou_threshold: float,
-           max_det: int = 100) -> list[dict[str, np.ndarray]]:
+           max_det: int = 100, agnostic: bool = False) -> list[dict[str, np.ndarray]]:
     """Raw network output (N, P, 5 + C) -> per image ``boxes`` (input pixels, x1 y1 x2 y2),
-    ``scores`` (p_c times the class probability) and ``classes``, after per-class NMS."""
+    ``scores`` (p_c times the class probability) and ``classes``, after per-class NMS (or, with
+    ``agnostic``, NMS across classes: one object, one box, whatever class each box names)."""
     outputs = np.asarray(outputs, np.float64)
     cells, strides, anchors = grid_cells(config)
     if outputs.ndim != 3 or outputs.shape[1] != len(cells):
@@ -86,7 +87,9 @@ def decode(outputs: np.ndarray, config: dict[str, Any], conf: float, iou_thresho
     results = []
     for b, s, c in zip(boxes, scores, classes):
         keep = np.flatnonzero(s >= conf)
-        keep = keep[batched_nms(b[keep], s[keep], c[keep], iou_threshold)][:max_det]
+        kept = nms(b[keep], s[keep], iou_threshold) if agnostic else batched_nms(b[keep], s[keep], c[keep],
+                                                                                  iou_threshold)
+        keep = keep[kept][:max_det]
         results.append({"boxes": b[keep], "scores": s[keep], "classes": c[keep]})
     return results
 
@@ -257,7 +260,8 @@ class ObjectDetection(Task):
                 del img
             raw = session.run(None, {input_name: np.stack([e[0] for e in encoded])})[0]
             for path, (width, height), (_, box), found in zip(chunk, sizes, encoded,
-                                                             decode(raw, config, conf, iou_threshold)):
+                                                             decode(raw, config, conf, iou_threshold,
+                                                                    agnostic=bool(options.get("agnostic")))):
                 pixels = box.to_image(found["boxes"])
                 inside = (pixels[:, 2] > pixels[:, 0]) & (pixels[:, 3] > pixels[:, 1])  # not all in the padding
                 detections = [{"class": int(c), "label": labels[c] if c < len(labels) else str(c),
