@@ -710,7 +710,7 @@ class SentimentClassifier(nn.Module):
         else:
             out, _ = self.lstm(e)  # words are left-aligned, padding after them
             last = (mask.sum(1).long() - 1).clamp(min=0)
-            h = out[torch.arange(len(ids)), last]
+            h = out.gather(1, last[:, None, None].expand(-1, 1, out.shape[2]))[:, 0]
         return self.head(self.dropout(h))
 
     def export_graphs(self, samples=None):
