@@ -442,7 +442,9 @@ def train_word_vectors(spec, opts):
     module = spec.build(config)
     module.set_vectors(words, vectors)
     quality = evaluate_vectors(words, vectors.numpy())
-    metrics = {**{f"test_{k}": v for k, v in quality.items()}, **summary,
+    last = history[-1] if history else {}
+    metrics = {**{f"test_{k}": v for k, v in quality.items()}, **{k: v for k, v in last.items() if k.startswith("dev_")},
+               **summary,
                "train_seconds": round(time.perf_counter() - started, 2), "epochs_run": len(history)}
     store.atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
     save_weights(module, run_dir / "best.safetensors")
@@ -457,8 +459,17 @@ def train_word_vectors(spec, opts):
         "command": shlex.join(["zoo", *sys.argv[1:]]),
     }
     store.write_json(run_dir / "manifest.json", manifest)
-    entry = store.install(spec.name, run_dir / "best.safetensors", manifest) if opts.install else None
-    return TrainResult(run_dir, metrics, entry)
+    if not opts.install:
+        return TrainResult(run_dir, metrics, None)
+    # as the shared engine does: a run becomes active only if it beats the active entry on the dev
+    # metric (WS353 Spearman), or with --activate; it is installed under its own tag either way
+    if opts.activate:
+        decision = store.Decision(True, "--activate was given", store.find(spec.name))
+    else:
+        decision = store.should_activate(spec.name, metrics, "ws353_spearman", True, dataset.name)
+    entry = store.install(spec.name, run_dir / "best.safetensors", manifest, tag=opts.tag or store.new_run_id(),
+                          activate=decision.activated)
+    return TrainResult(run_dir, metrics, entry, decision)
 
 
 def _train_sgns(ids, sid, dev_ids, dev_sid, counts, config, opts, history, run_dir, words):

@@ -281,8 +281,8 @@ def trained(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("w2v-home")
     env = {"ZOO_HOME": str(home)}
-    r = run_zoo("train", "word2vec", "--dataset", "word-corpus-small", "--epochs", "1", "--no-progress", *TINY,
-                env=env)
+    r = run_zoo("train", "word2vec", "--dataset", "word-corpus-small", "--epochs", "1", "--no-progress", "--activate",
+                *TINY, env=env)
     assert r.returncode == 0, r.stderr
     assert "test_ws353_spearman" in r.stdout
     r = run_zoo("export", "word2vec", env=env)
@@ -357,7 +357,7 @@ def test_run_never_imports_torch(trained):
 
 
 def test_glove_trains_and_exports(zoo, zoo_home):
-    r = zoo("train", "glove", "--dataset", "word-corpus-small", "--epochs", "2", "--no-progress", *TINY)
+    r = zoo("train", "glove", "--dataset", "word-corpus-small", "--epochs", "2", "--no-progress", "--activate", *TINY)
     assert r.returncode == 0, r.stderr
     assert "nonzero_cooccurrences" in r.stdout
     assert zoo("export", "glove").returncode == 0
@@ -446,7 +446,7 @@ def test_sentiment_models_build_from_installed_vectors(zoo_home, tmp_path):
 
 def test_sentiment_trains_exports_and_runs(zoo, zoo_home):
     r = zoo("train", "sentiment-lstm", "--config", "embeddings=none", "--config", "dim=8", "--config", "hidden=8",
-            "--epochs", "2", "--no-progress")
+            "--epochs", "2", "--no-progress", "--activate")
     assert r.returncode == 0, r.stderr
     assert "test_accuracy" in r.stdout
     r = zoo("export", "sentiment-lstm")
