@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -45,3 +46,36 @@ def lenet_home(tmp_path_factory) -> Path:
     result = run_zoo("export", "lenet5", env={"ZOO_HOME": str(home)})
     assert result.returncode == 0, result.stderr
     return home
+
+
+PROBE = """
+import json, sys
+from zoo.cli import main
+sys.argv = ["zoo", *json.loads(sys.argv[1])]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print("\\nTORCH-LOADED" if "torch" in sys.modules else "\\nTORCH-FREE", code)
+"""
+
+
+def probe(args, env: dict, timeout: int = 600) -> subprocess.CompletedProcess:
+    """The command in a fresh process (``env`` is its whole environment); its output ends with
+    ``TORCH-FREE <exit code>`` unless torch was imported."""
+    return subprocess.run([sys.executable, "-c", PROBE, json.dumps([str(a) for a in args])], capture_output=True,
+                          text=True, env=env, timeout=timeout)
+
+
+@pytest.fixture
+def plugin_dir(tmp_path, monkeypatch):
+    """A folder on sys.path for plugin distributions made by the test, with the plugin
+    environment variables cleared."""
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delenv("ZOO_LOAD_PLUGINS", raising=False)
+    monkeypatch.delenv("ZOO_STRICT_PLUGINS", raising=False)
+    return root

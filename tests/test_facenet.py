@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import assert_one_line_error
+from tests.conftest import assert_one_line_error, probe
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "facenet-pytorch-2.6.0-reference.json"
@@ -187,24 +187,8 @@ def test_verification_metric_on_separated_and_on_random_embeddings():
 
 
 # -- end to end: train, export, zoo run, zoo faces (torch-free) -------------------------------------
-PROBE = """
-import json, sys
-from zoo.cli import main
-sys.argv = ["zoo", *json.loads(sys.argv[1])]
-try:
-    main()
-except SystemExit as exc:
-    code = exc.code
-else:
-    code = 0
-print("\\nTORCH-LOADED" if "torch" in sys.modules else "\\nTORCH-FREE", code)
-"""
 
 
-def probe(args, env):
-    """The command in a fresh process; its output ends with whether torch was imported."""
-    return subprocess.run([sys.executable, "-c", PROBE, json.dumps([str(a) for a in args])], capture_output=True,
-                          text=True, env=env, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -1,31 +1,15 @@
 """Principle: inference never imports torch."""
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import probe
+
 SAMPLES = Path(__file__).resolve().parent.parent / "zoo" / "samples"
 
-PROBE = """
-import json, sys
-from zoo.cli import main
-sys.argv = ["zoo", *json.loads(sys.argv[1])]
-try:
-    main()
-except SystemExit as exc:
-    code = exc.code
-else:
-    code = 0
-print("\\nTORCH-LOADED" if "torch" in sys.modules else "\\nTORCH-FREE", code)
-"""
 
 
-def probe(args, env):
-    return subprocess.run([sys.executable, "-c", PROBE, json.dumps([str(a) for a in args])], capture_output=True,
-                          text=True, env=env, timeout=300)
 
 
 @pytest.fixture(scope="module")

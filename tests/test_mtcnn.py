@@ -13,7 +13,6 @@ import importlib.util
 import io
 import json
 import os
-import subprocess
 import sys
 import types
 import warnings
@@ -25,7 +24,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, probe
 from zoo.errors import ZooError
 from zoo.registry import registry
 from zoo.runtime import mtcnn
@@ -344,18 +343,6 @@ def test_metric_counts_found_faces():
 
 
 # -- zoo run ---------------------------------------------------------------------------------------
-PROBE = """
-import json, sys
-from zoo.cli import main
-sys.argv = ["zoo", *json.loads(sys.argv[1])]
-try:
-    main()
-except SystemExit as exc:
-    code = exc.code
-else:
-    code = 0
-print("\\nTORCH-LOADED" if "torch" in sys.modules else "\\nTORCH-FREE", code)
-"""
 
 
 def test_zoo_run_finds_the_faces_and_never_imports_torch(exported, tmp_path):
@@ -363,8 +350,7 @@ def test_zoo_run_finds_the_faces_and_never_imports_torch(exported, tmp_path):
     Image.fromarray(photo("two")).save(tmp_path / "two.png")
     saved = tmp_path / "drawn.jpg"
     args = ["run", "mtcnn", tmp_path / "two.png", "--json", "--save", saved]
-    result = subprocess.run([sys.executable, "-c", PROBE, json.dumps([str(a) for a in args])],
-                            capture_output=True, text=True, env=env, timeout=300)
+    result = probe(args, env, timeout=300)
     assert result.stdout.rstrip().endswith("TORCH-FREE 0"), (result.stdout[-800:], result.stderr[-800:])
     data = json.loads(result.stdout.rsplit("TORCH-", 1)[0])
     (found,) = data["results"]

@@ -9,16 +9,6 @@ from zoo.errors import PluginError
 from zoo.registry import RUN_FLAGS, load_registry
 
 
-@pytest.fixture
-def plugin_dir(tmp_path, monkeypatch):
-    root = tmp_path / "site"
-    root.mkdir()
-    monkeypatch.syspath_prepend(str(root))
-    monkeypatch.delenv("ZOO_LOAD_PLUGINS", raising=False)
-    monkeypatch.delenv("ZOO_STRICT_PLUGINS", raising=False)
-    return root
-
-
 def model_plugin(root, entry, **fields):
     """A plugin whose one model is the tiny model with ``fields`` set."""
     module = f"{entry}_plugin"

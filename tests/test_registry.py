@@ -8,16 +8,6 @@ from zoo.errors import PluginError, ZooError
 from zoo.registry import load_registry
 
 
-@pytest.fixture
-def plugin_dir(tmp_path, monkeypatch):
-    root = tmp_path / "site"
-    root.mkdir()
-    monkeypatch.syspath_prepend(str(root))
-    monkeypatch.delenv("ZOO_LOAD_PLUGINS", raising=False)
-    monkeypatch.delenv("ZOO_STRICT_PLUGINS", raising=False)
-    return root
-
-
 def test_builtin_plugins_load_without_errors_through_entry_points():
     reg = load_registry()
     assert reg.errors() == []

@@ -155,7 +155,7 @@ def check_task(task: str, model: str, tmp_path: str | Path, config: dict[str, An
     assert impl.primary_metric in metrics, f"task {task}: metric() lacks its primary metric {impl.primary_metric!r}"
     assert all(np.isfinite(v) for v in metrics.values()), f"task {task}: non-finite metric {metrics}"
 
-    from zoo.exporters.onnx import export, image_graph
+    from zoo.exporters.onnx import export
 
     if not hasattr(module, "export_graphs"):
         module.input_shape = tuple(x.shape[1:])  # the encoded samples' shape, whatever the config

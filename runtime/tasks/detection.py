@@ -13,7 +13,6 @@ box, as YOLOv2; ``sigmoid``: independent classes, as YOLOv3)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
