@@ -221,8 +221,6 @@ def resolve_artifact(target: str) -> tuple[Path, str | None]:
     if (store.require(stem) if tag else store.find(stem)) is None:
         raise ZooError(f"no weights for {spec.name}: train with `zoo train {spec.name}` or import with "
                        f"`zoo weights import {spec.name} FILE`, then `zoo export {spec.name} --onnx`")
-    import importlib.util
-
     needs = "" if importlib.util.find_spec("torch") else " (exporting needs PyTorch: pip install 'zoo[train]')"
     raise ZooError(f"{stem} has weights but no exported artifact: run `zoo export {stem} --onnx` first{needs}")
 
