@@ -173,7 +173,7 @@ def test_run_does_not_import_torch(trained):
 @pytest.mark.parametrize("args, message", [
     (["--prime", "", "--length", "5"], "empty --prime"),
     (["--prime", "snow \u2603", "--length", "5"], "not in the model's vocabulary"),
-    (["--prime", "The", "--length", "0"], "--length 0"),
+    (["--prime", "The", "--length", "0"], "Invalid value for '--length': 0 is not in the range"),
     ([""], "empty text"),
 ])
 def test_bad_input_is_one_line(trained, args, message):

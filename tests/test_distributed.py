@@ -31,5 +31,8 @@ def test_two_processes_match_one(tmp_path, zoo):
     one = load_file(str(single / "weights" / "lenet5" / "ddp" / "model.safetensors"))
     two = load_file(str(ddp / "weights" / "lenet5" / "ddp" / "model.safetensors"))
     assert one.keys() == two.keys()
+    # the same steps: two halves' gradients averaged equal the whole batch's up to float rounding,
+    # which Adam's division by sqrt(v) can magnify for weights with tiny gradients (seen: 2e-5 after
+    # 5 steps); another shard of data or another order would differ by about lr x steps = 1e-2
     for key in one:
-        assert torch.allclose(one[key], two[key], atol=1e-5), key
+        assert torch.allclose(one[key], two[key], atol=1e-4), (key, float((one[key] - two[key]).abs().max()))
