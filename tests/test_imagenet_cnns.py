@@ -274,7 +274,10 @@ def test_import_finetune_export_run(zoo, zoo_home, tmp_path):
     assert "real samples from the image-folder dev split" in r.stdout and "FAILED" not in r.stdout
     assert "fp16: top-1 agreement with fp32" in r.stdout
     fp16 = zoo_home / "exports" / "resnet18-fp16.onnx"
-    assert fp16.is_file() and fp16.stat().st_size < 0.6 * (zoo_home / "exports" / "resnet18.onnx").stat().st_size
+    import onnx  # the weights are stored in half precision (the float32 file may be smaller than 2x: the
+    # TorchScript exporter stores identical tensors, as the test's imported weights have, once)
+    weights = [w for w in onnx.load(str(fp16)).graph.initializer if len(w.dims) > 1]
+    assert weights and all(w.data_type == onnx.TensorProto.FLOAT16 for w in weights)
 
     image = data / "triangle" / "triangle03.png"
     for target in ("resnet18", str(fp16)):
