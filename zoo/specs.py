@@ -8,6 +8,41 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_.][a-z0-9]+)*$")
+#: ``ModelSpec.weights``: a package (dotted module name), a colon, a relative folder inside it
+RESOURCE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*:"
+                         r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+
+
+def _import_string(v: Any) -> bool:
+    return v is None or isinstance(v, str) and ":" in v
+
+
+#: every key ``ModelSpec.train_defaults`` may hold: what it sets, and the check its value must
+#: pass. The engine's own defaults (``zoo.engine.TrainOptions``) fill in any key a model leaves
+#: out; a command-line flag overrides both.
+TRAIN_DEFAULTS: dict[str, tuple[str, Any]] = {
+    "epochs": ("epochs to train (a positive int)", _positive_int),
+    "batch_size": ("samples per mini-batch (a positive int)", _positive_int),
+    "optimizer": (f"one of {', '.join(OPTIMIZERS)}", lambda v: v in OPTIMIZERS),
+    "lr": ("learning rate (a positive number)", lambda v: _number(v) and v > 0),
+    "lr_decay": ("factor applied to the learning rate after every epoch, in (0, 1]",
+                 lambda v: _number(v) and 0 < v <= 1),
+    "weight_decay": ("L2 weight decay (a number >= 0)", lambda v: _number(v) and v >= 0),
+    "patience": ("epochs without dev improvement before early stopping (a positive int)", _positive_int),
+    "augment": ("import string of ``augment(x, y, generator) -> (x, y)``, or None", _import_string),
+    "clip_grad": ("largest gradient norm (a number > 0), or None", lambda v: v is None or _number(v) and v > 0),
+    "bench_batches": ("batch sizes `zoo bench` times (a list of positive ints)",
+                      lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(map(_positive_int, v))),
+}
 
 
 def load_object(ref: str) -> Any:
@@ -52,6 +87,11 @@ class ModelSpec:
     #: optional import string of a family's own training loop, called as ``trainer(spec, opts)`` and
     #: returning a ``zoo.engine.TrainResult`` (word vectors: corpus streams, not per-sample batches)
     trainer: str = ""
+    #: trained weights the plugin ships as package data: ``"package:folder"``, a folder inside an
+    #: importable package (found with ``importlib.resources``) holding ``model.safetensors`` and
+    #: ``manifest.json`` exactly as zoo's own ``weights/NAME/``; the store lists them as
+    #: ``NAME@shipped``, read-only and verified by their sha256 like zoo's
+    weights: str = ""
 
     def validate(self) -> None:
         for attr in ("name", "family", "task"):
@@ -64,6 +104,19 @@ class ModelSpec:
             raise ValueError(f"params must be a positive int, got {self.params!r}")
         if not self.summary:
             raise ValueError("summary is empty")
+        if not isinstance(self.train_defaults, Mapping):
+            raise ValueError(f"model {self.name!r}: train_defaults must be a dict")
+        unknown = sorted(str(k) for k in self.train_defaults if k not in TRAIN_DEFAULTS)
+        if unknown:
+            raise ValueError(f"model {self.name!r}: unknown train_defaults key(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(TRAIN_DEFAULTS)}")
+        for key, value in self.train_defaults.items():
+            what, check = TRAIN_DEFAULTS[key]
+            if not check(value):
+                raise ValueError(f"model {self.name!r}: train_defaults[{key!r}] is {value!r}; it must be {what}")
+        if self.weights and (not isinstance(self.weights, str) or not RESOURCE_RE.match(self.weights)):
+            raise ValueError(f"model {self.name!r}: weights {self.weights!r} must name a folder inside a package, "
+                             f"as 'package:relative/folder' (e.g. 'mypkg:weights/{self.name}')")
 
     def config(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         merged = dict(self.default_config)

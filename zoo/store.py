@@ -13,11 +13,18 @@ An entry is installed as one transaction: a staging folder beside the entries is
 and manifest) and renamed onto ``TAG`` in one step, so a crash leaves either the whole entry or
 nothing, and never touches another entry. Writers of one model take the lock; readers never
 block. Nothing installed is replaced: a tag that exists is refused. A manifest that cannot be
-read makes its entry *broken* (shown as such) without hiding the others."""
+read makes its entry *broken* (shown as such) without hiding the others.
+
+Shipped entries come from zoo's own ``weights/NAME/`` or, for a model whose spec declares
+``weights="package:folder"``, from that folder of the plugin's installed package (found with
+``importlib.resources``): the same layout, read-only, ``NAME@shipped``, verified by sha256. A
+declared folder that is missing or unreadable is a broken entry whose message names the plugin
+and its distribution, since reinstalling that package is the fix."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 import os
 import re
@@ -25,7 +32,7 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -179,6 +186,9 @@ class WeightsEntry:
     active: bool = False
     #: why the entry cannot be used (an unreadable manifest), or None
     broken: str | None = None
+    #: for weights a plugin ships (``ModelSpec.weights``): the plugin and its distribution
+    plugin: str = ""
+    distribution: str = ""
 
     @property
     def file(self) -> Path:
@@ -196,6 +206,11 @@ class WeightsEntry:
         return f"{self.model}@{self.tag}"
 
     @property
+    def owner(self) -> str:
+        """Who shipped the entry, for messages: zoo itself, or the plugin and its distribution."""
+        return f"plugin {self.plugin!r} (distribution {self.distribution})" if self.plugin else "zoo"
+
+    @property
     def sha256(self) -> str:
         return str(self.manifest.get("sha256", ""))
 
@@ -203,14 +218,15 @@ class WeightsEntry:
         """Raise ZooError unless the weights file exists and matches the manifest's sha256."""
         if self.broken:
             raise ZooError(f"{self.ref} is broken: {self.broken}")
+        owner = f" shipped by {self.owner}" if self.plugin else ""
+        fix = f"reinstall {self.distribution}" if self.plugin else f"re-train or re-import {self.model}"
         if not self.file.is_file():
-            raise ZooError(f"weights file {self.file} for {self.ref} is missing")
+            raise ZooError(f"weights file {self.file} for {self.ref}{owner} is missing" + (f"; {fix}" if owner else ""))
         actual = sha256_file(self.file)
         if actual != self.manifest.get("sha256"):
             raise ZooError(
-                f"weights file {self.file} does not match its manifest "
-                f"(sha256 {actual[:12]}…, manifest says {str(self.manifest.get('sha256'))[:12]}…); "
-                f"re-train or re-import {self.model}"
+                f"weights file {self.file} for {self.ref}{owner} does not match its manifest "
+                f"(sha256 {actual[:12]}…, manifest says {str(self.manifest.get('sha256'))[:12]}…); {fix}"
             )
 
 
@@ -258,7 +274,58 @@ def _user_entries(model: str) -> list[WeightsEntry]:
     return found
 
 
+def _declared_weights(model: str) -> tuple[str, str, str] | None:
+    """``("package:folder", plugin, distribution)`` when the plugin that registered ``model``
+    declares shipped weights (``ModelSpec.weights``); None otherwise."""
+    from zoo.registry import registry
+
+    reg = registry()
+    spec = reg.models.get(model)
+    if spec is None or not spec.weights:
+        return None
+    plugin = reg.owner.get(("model", model), "?")
+    info = reg.plugins.get(plugin)
+    return spec.weights, plugin, info.dist if info else "?"
+
+
+def _resource_folder(ref: str) -> Path:
+    """The folder ``"package:sub/folder"`` names, as a path on disk; ValueError with the reason."""
+    package, _, sub = ref.partition(":")
+    try:
+        root = importlib.resources.files(package)
+    except Exception as exc:  # the package itself cannot be imported
+        raise ValueError(f"package {package!r} cannot be imported ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(root, Path):
+        raise ValueError(f"package {package!r} is not installed as plain files (a zip?), so its weights cannot be read")
+    return root.joinpath(*sub.split("/"))
+
+
+def _plugin_entry(model: str, ref: str, plugin: str, distribution: str) -> WeightsEntry:
+    """The shipped entry a plugin declares, or a broken one that says what is wrong and whose."""
+    blank = WeightsEntry(model, Path(ref.partition(":")[2]), {}, True, SHIPPED, plugin=plugin,
+                         distribution=distribution)
+    owner, declares = blank.owner, f"declares weights {ref!r} for {model}"
+    try:
+        folder = _resource_folder(ref)
+    except ValueError as exc:
+        return replace(blank, broken=f"{owner} {declares}, but {exc}")
+    entry = _read_entry(folder, True, model, SHIPPED) if folder.is_dir() and not folder.is_symlink() else None
+    if entry is None:
+        return replace(blank, folder=folder, broken=f"{owner} {declares}, but {folder} holds no {MANIFEST_FILE}; "
+                                                    f"reinstall {distribution} with its package data")
+    entry = replace(entry, plugin=plugin, distribution=distribution)
+    if entry.broken:
+        return replace(entry, broken=f"{owner} ships weights whose {entry.broken}")
+    if entry.manifest.get("model", model) != model:
+        return replace(entry, manifest={}, broken=f"{owner} {declares}, but their manifest is for "
+                                                  f"{entry.manifest.get('model')!r}")
+    return entry
+
+
 def _shipped_entry(model: str) -> WeightsEntry | None:
+    declared = _declared_weights(model)
+    if declared is not None:
+        return _plugin_entry(model, *declared)
     return _read_entry(_shipped_dir() / model, True, model, SHIPPED)
 
 
@@ -290,12 +357,13 @@ def model_entries(model: str) -> list[WeightsEntry]:
             shipped if shipped is not None and not shipped.broken else \
             max(usable, key=lambda e: str(e.manifest.get("created", ""))) if usable else None
         active = pick.tag if pick else None
-    return [WeightsEntry(e.model, e.folder, e.manifest, e.shipped, e.tag, e.tag == active, e.broken)
-            for e in candidates]
+    return [replace(e, active=e.tag == active) for e in candidates]
 
 
 def _models() -> list[str]:
-    names: set[str] = set()
+    from zoo.registry import registry
+
+    names: set[str] = {spec.name for spec in registry().models.values() if spec.weights}
     for root in (user_weights_dir(), _shipped_dir()):
         if root.is_dir():
             names.update(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
@@ -324,9 +392,11 @@ def require(ref: str) -> WeightsEntry:
         if tag:
             known = ", ".join(e.tag for e in model_entries(model)) or "none"
             raise ZooError(f"no weights {model}@{tag} (tags of {model}: {known}; see `zoo weights list`)")
+        broken = next((e for e in model_entries(model) if e.shipped and e.broken), None)
         raise ZooError(
             f"no weights for {model}: train them with `zoo train {model}` "
             f"or import a file with `zoo weights import {model} FILE`"
+            + (f" ({broken.ref} is broken: {broken.broken})" if broken else "")
         )
     if entry.broken:
         raise ZooError(f"{entry.ref} is broken: {entry.broken}; `zoo weights use {model}@OTHER` or "
@@ -480,7 +550,7 @@ def use(ref: str) -> WeightsEntry:
     entry = require(ref)
     with lock(model) as folder:
         atomic_write_text(folder / ACTIVE_FILE, tag + "\n")
-    return WeightsEntry(entry.model, entry.folder, entry.manifest, entry.shipped, entry.tag, True)
+    return replace(entry, active=True)
 
 
 def remove(ref: str) -> WeightsEntry:
@@ -493,7 +563,7 @@ def remove(ref: str) -> WeightsEntry:
         require(ref)  # raises the message that names the known tags
     assert entry is not None
     if entry.shipped:
-        raise ZooError(f"{ref} is shipped with zoo and read-only")
+        raise ZooError(f"{ref} is shipped with {entry.owner} and read-only")
     if entry.active:
         others = [e.ref for e in model_entries(model) if not e.active and not e.broken]
         hint = f"`zoo weights use {others[0]}` first" if others else "it is the only entry"

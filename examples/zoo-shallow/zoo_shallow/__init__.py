@@ -5,6 +5,11 @@
 
 Both read 28x28 digits flattened to 784 inputs, using zoo's shared image-classification task and
 its ``digits`` dataset, so ``zoo train``, ``zoo export``, ``zoo run`` work on them unchanged.
+
+``softmax-regression`` ships trained weights as package data (``weights/softmax-regression/``,
+trained by ``zoo train softmax-regression``; see the pyproject's package-data table), so
+``zoo export softmax-regression`` works straight after ``pip install``: the store lists them as
+``softmax-regression@shipped``, read-only and checked against their sha256 like zoo's own.
 """
 
 import zoo
@@ -41,7 +46,8 @@ def zoo_models() -> list[ModelSpec]:
     return [
         ModelSpec(name="softmax-regression", family="shallow", summary="multinomial logistic regression on pixels",
                   builder="zoo_shallow:build_softmax_regression", params=7_850,
-                  default_config={"num_classes": 10}, family_default=True, **common),
+                  default_config={"num_classes": 10}, family_default=True,
+                  weights="zoo_shallow:weights/softmax-regression", **common),
         ModelSpec(name="two-layer-net", family="shallow", summary="one tanh hidden layer of 64 units",
                   builder="zoo_shallow:build_two_layer_net", params=50_890,
                   default_config={"num_classes": 10, "hidden": 64}, **common),
