@@ -85,20 +85,69 @@ def load_image(path: str | Path | ImageInput, mode: str = "RGB") -> Image.Image:
         raise ZooError(f"{path}: unreadable or truncated image ({exc})") from exc
 
 
-def collect_images(inputs: Sequence[Any]) -> list[Path | ImageInput]:
-    """Expand directories (sorted, one level) into their image files; PIL images and arrays
-    given in memory pass through as ``ImageInput``."""
+GLOB_CHARACTERS = set("*?[")
+
+
+def image_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """A folder's image files, sorted; with ``recursive`` those of its sub-folders too (class
+    sub-folders: ``cats/1.jpg``, ``dogs/2.jpg``), hidden files and folders left out."""
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def _folder(path: Path, recursive: bool) -> list[Path]:
+    images = image_files(path, recursive)
+    if images:
+        return images
+    hint = ""
+    if not recursive and image_files(path, True):
+        hint = "; its sub-folders hold some: add --recursive"
+    raise ZooError(f"{path}: directory holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}){hint}")
+
+
+def expand_pattern(pattern: str, recursive: bool = False) -> list[Path]:
+    """A glob (``photos/*.jpg``, ``**`` for any depth) as the image files it names, sorted; a
+    folder it matches is read like a folder given by name. A pattern that names no image file
+    is an error: it was meant to, and saying nothing would lose the inputs silently."""
+    import glob
+
+    matches = sorted(Path(m) for m in glob.glob(pattern, recursive=True))
+    found: list[Path] = []
+    for match in matches:
+        if match.is_dir():
+            found.extend(image_files(match, recursive))
+        elif match.suffix.lower() in IMAGE_SUFFIXES:
+            found.append(match)
+    if not found:
+        what = "no file" if not matches else "no image file"
+        raise ZooError(f"{pattern}: {what} matches this pattern")
+    return found
+
+
+def is_pattern(item: Any) -> bool:
+    """A string with glob characters that is not itself an existing path."""
+    return isinstance(item, str) and bool(GLOB_CHARACTERS & set(item)) and not Path(item).exists()
+
+
+def collect_images(inputs: Sequence[Any], recursive: bool = False) -> list[Path | ImageInput]:
+    """Expand folders (sorted, one level, or every level with ``recursive``) and glob patterns
+    into their image files; PIL images and arrays given in memory pass through as
+    ``ImageInput``."""
     found: list[Path | ImageInput] = []
     for number, item in enumerate(inputs):
         if isinstance(item, (Image.Image, np.ndarray)):
             found.append(in_memory(item, number))
             continue
+        if isinstance(item, ImageInput):
+            found.append(item)
+            continue
+        if is_pattern(str(item)):
+            found.extend(expand_pattern(str(item), recursive))
+            continue
         path = Path(item)
         if path.is_dir():
-            images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not images:
-                raise ZooError(f"{path}: directory holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            found.extend(images)
+            found.extend(_folder(path, recursive))
         elif path.exists():
             found.append(path)
         else:

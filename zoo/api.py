@@ -16,6 +16,7 @@ from __future__ import annotations
 import fnmatch
 import importlib.util
 import os
+import time
 from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -70,6 +71,69 @@ def _natural(name: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
+class _Clock:
+    """Where one task call's time goes. The graph calls (``session.run``) are inference; what
+    comes before the first of them is pre-processing (reading, decoding, resizing, encoding);
+    the rest is post-processing (decoding outputs, search and sampling between step-graph
+    calls, drawing). Opening a session on first use is a one-off cost of loading and is left
+    out."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, float]] = []
+        self.opened: list[tuple[float, float]] = []
+        self.start = self.stop = 0.0
+
+    def per_result(self, results: int) -> dict[str, Any]:
+        """Milliseconds per result: the call's time shared equally among the ``results`` it
+        gave (a batch is timed as one), unrounded."""
+        total = self.stop - self.start - sum(b - a for a, b in self.opened)
+        infer = sum(b - a for a, b in self.calls)
+        first = self.calls[0][0] if self.calls else self.stop
+        pre = first - self.start - sum(b - a for a, b in self.opened if b <= first) if self.calls else 0.0
+        post = max(total - pre - infer, 0.0)
+        n = max(results, 1)
+        return {"preprocess_ms": pre * 1e3 / n, "inference_ms": infer * 1e3 / n, "postprocess_ms": post * 1e3 / n,
+                "batch": results}
+
+
+class _TimedSession:
+    """An onnxruntime session whose ``run`` calls are clocked as inference."""
+
+    def __init__(self, session, clock: _Clock):
+        self._session, self._clock = session, clock
+
+    def run(self, *args: Any, **kwargs: Any):
+        began = time.perf_counter()
+        try:
+            return self._session.run(*args, **kwargs)
+        finally:
+            self._clock.calls.append((began, time.perf_counter()))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+class _TimedArtifact:
+    """The artifact as a task sees it during one timed call: the same object in every respect
+    (what a task caches on it stays there) except that its sessions are clocked."""
+
+    def __init__(self, artifact, clock: _Clock):
+        object.__setattr__(self, "_artifact", artifact)
+        object.__setattr__(self, "_clock", clock)
+
+    def session(self, name: str = "model"):
+        began = time.perf_counter()
+        session = self._artifact.session(name)
+        self._clock.opened.append((began, time.perf_counter()))
+        return _TimedSession(session, self._clock)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._artifact, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._artifact, name, value)
+
+
 class Model:
     """An exported model opened for inference, with its task's pre- and post-processing."""
 
@@ -96,6 +160,12 @@ class Model:
         """The execution provider the session really uses (after the first call)."""
         return self.artifact.report.used if self.artifact.report else "?"
 
+    @property
+    def reads_images(self) -> bool:
+        """Whether inputs are images: the artifact declares how an image is preprocessed. Only
+        then are folders and glob patterns expanded into files (a text is never a pattern)."""
+        return bool(self.meta.get("preprocessing"))
+
     def __repr__(self) -> str:
         return f"Model({self.name!r}, task={self.task!r}, artifact={str(self.artifact.path)!r})"
 
@@ -105,18 +175,32 @@ class Model:
         known = {opt.name.replace("-", "_"): opt for opt in self._spec.options}
         unknown = sorted(set(given) - set(known))
         if unknown:
+            near = similar_options(unknown, known)
             raise ZooError(f"{', '.join(unknown)}: not an option of {self.task} "
-                           f"(its options: {', '.join(sorted(known)) or 'none'})")
+                           f"({f'did you mean {near}? ' if near else ''}its options: {', '.join(sorted(known)) or 'none'})")
         merged = {key: opt.default for key, opt in known.items()}
         merged.update({k: v for k, v in given.items() if v is not None})
         return merged
 
-    def run(self, inputs: Iterable[Any], **options: Any) -> list[Result]:
-        """Every input's result, in order; inputs are what the task reads (paths, folders, PIL
-        images, uint8 arrays, texts)."""
-        inputs = [str(x) if isinstance(x, Path) else x for x in inputs]
-        raw = self._task.run(self.artifact, inputs, self.options(**options))
-        return [self._task.result_type(r, source) for r, source in zip(raw, self._sources(inputs, raw))]
+    def run(self, inputs: Iterable[Any], recursive: bool = False, **options: Any) -> list[Result]:
+        """Every input's result, in order; inputs are what the task reads (paths, folders, glob
+        patterns, PIL images, uint8 arrays, texts); ``recursive`` reads folders' sub-folders too.
+        Each result carries its ``timings`` (milliseconds of pre-processing, inference and
+        post-processing, a batch's time shared among its results)."""
+        merged = self.options(**options)
+        inputs = list(self.expand(inputs, recursive)) if self.reads_images or recursive else \
+            [str(x) if isinstance(x, Path) else x for x in inputs]
+        clock = _Clock()
+        clock.start = time.perf_counter()
+        raw = self._task.run(_TimedArtifact(self.artifact, clock), inputs, merged)
+        clock.stop = time.perf_counter()
+        timings = clock.per_result(len(raw))
+        results = []
+        for r, source in zip(raw, self._sources(inputs, raw)):
+            result = self._task.result_type(r, source)
+            r["timings"] = dict(timings)
+            results.append(result)
+        return results
 
     def __call__(self, *inputs: Any, **options: Any) -> Result | list[Result]:
         """``m(x)`` for one input gives its result, as does ``m(prime="The ")`` for a task that
@@ -130,30 +214,41 @@ class Model:
         """The result as ``zoo run`` prints it."""
         return self._task.format(result.to_json())
 
-    def stream(self, inputs: Iterable[Any], **options: Any) -> Iterator[Result]:
-        """Results as they are ready, reading ``inputs`` (any iterable, folders expanded) a batch
-        at a time, so memory stays bounded however many there are. With a path option (one
-        file to save or read, say) the task sees all the inputs in one call, as it numbers its
-        outputs per call."""
+    def stream(self, inputs: Iterable[Any], recursive: bool = False, **options: Any) -> Iterator[Result]:
+        """Results as they are ready, reading ``inputs`` (any iterable, folders and patterns
+        expanded) a batch at a time (``batch_size``, else the task's default), so memory stays
+        bounded however many there are. With a path option (one file to save or read, say) the
+        task sees all the inputs in one call, as it numbers its outputs per call; a task that
+        takes no inputs (``prime=...``) is called once."""
+        merged = self.options(**options)
         paths = {opt.name.replace("-", "_") for opt in self._spec.options if opt.type == "path"}
         if any(options.get(key) for key in paths):
-            yield from self.run(list(inputs), **options)
+            yield from self.run(list(inputs), recursive, **options)
             return
-        chunk = int(options.get("batch_size") or STREAM_CHUNK)
-        items = self._expand(inputs)
+        chunk = int(merged.get("batch_size") or STREAM_CHUNK)
+        items = self.expand(inputs, recursive)
+        called = False
         while True:
             batch = list(islice(items, chunk))
+            if not batch and called:
+                return
+            called = True
+            yield from self.run(batch, **options)
             if not batch:
                 return
-            yield from self.run(batch, **options)
 
-    @staticmethod
-    def _expand(inputs: Iterable[Any]) -> Iterator[Any]:
-        from zoo.runtime.images import collect_images
+    def expand(self, inputs: Iterable[Any], recursive: bool = False) -> Iterator[Any]:
+        """The inputs one by one, with folders and glob patterns replaced by the image files
+        they hold when the model reads images (``recursive``: sub-folders too)."""
+        from zoo.runtime.images import collect_images, is_pattern
 
+        if recursive and not self.reads_images:
+            raise ZooError(f"--recursive: {self.name} ({self.task}) does not read image folders")
         for item in inputs:
-            if isinstance(item, (str, Path)) and Path(item).is_dir():
-                yield from (str(p) for p in collect_images([str(item)]))
+            if isinstance(item, Path):
+                item = str(item)
+            if self.reads_images and isinstance(item, str) and (is_pattern(item) or Path(item).is_dir()):
+                yield from (str(p) for p in collect_images([item], recursive))
             else:
                 yield item
 
@@ -164,6 +259,14 @@ class Model:
         if len(inputs) == len(raw):
             return inputs
         return [r.get("input") for r in raw]
+
+
+def similar_options(unknown: Iterable[str], known: Iterable[str], sep: str = "_") -> str:
+    """Known options whose name holds an unknown one as a word (``top_k`` -> ``sample_top_k``),
+    for the error that refuses it."""
+    near = [k for k in sorted(known) for u in unknown
+            if k != u and (k.endswith(sep + u) or k.startswith(u + sep) or (sep + u + sep) in k)]
+    return ", ".join(dict.fromkeys(near))
 
 
 def load(target: str | Path, provider: str = "auto", export_missing: bool = True,
