@@ -3,7 +3,7 @@ RMSprop / Adam, learning-rate decay, weight decay, early stopping on the dev met
 bar, per-epoch JSON-lines metrics and a training-curve PNG, atomic safetensors checkpoints with
 ``--resume``, and a final evaluation on the test split that no choice has looked at.
 
-What a module may define to take part (all optional):
+What a module may define to take part (all optional, typed in ``zoo.contracts.ZooModule``):
 
 - ``loss(outputs, targets)``: the training loss (default: cross-entropy);
 - ``forward_train(x, y)``: the outputs when the targets are needed to compute them (teacher
@@ -34,6 +34,7 @@ from safetensors.torch import load_file, save_file
 
 import zoo
 from zoo import store
+from zoo.contracts import hook
 from zoo.errors import ZooError
 from zoo.registry import registry
 from zoo.specs import ModelSpec, load_object
@@ -291,7 +292,8 @@ def default_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def forward(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return module.forward_train(x, y) if hasattr(module, "forward_train") else module(x)
+    forward_train = hook(module, "forward_train")
+    return forward_train(x, y) if forward_train is not None else module(x)
 
 
 @torch.no_grad()
@@ -339,11 +341,12 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
     torch.manual_seed(opts.seed)
     module = spec.build(config).to(device)
     if opts.freeze:
-        if not hasattr(module, "freeze"):
+        freeze = hook(module, "freeze")
+        if freeze is None:
             raise ZooError(f"{spec.name} does not support --freeze")
         start_from_installed(spec, module)
-        module.freeze(opts.freeze)
-    loss_fn = getattr(module, "loss", None) or default_loss
+        freeze(opts.freeze)
+    loss_fn = hook(module, "loss") or default_loss
     trainable = [p for p in module.parameters() if p.requires_grad]
     optimizer = make_optimizer(opts.optimizer, trainable, opts.lr, opts.momentum, opts.weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=opts.lr_decay)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from zoo import store
+from zoo.contracts import hook
 from zoo.errors import ZooError
 from zoo.registry import registry
 from zoo.specs import ModelSpec, load_object
@@ -296,8 +297,9 @@ def import_weights(name: str, file: str, config: dict | None = None, tag: str | 
             raise ZooError(f"{spec.name}@{tag} exists; choose another --tag")
     module = spec.build(config)
     state = _state_from_file(spec, module, path)
-    if hasattr(module, "imported_state"):  # a module may drop what its published files carry beyond it
-        state = module.imported_state(state)
+    imported_state = hook(module, "imported_state")
+    if imported_state is not None:  # a module may drop what its published files carry beyond it
+        state = imported_state(state)
     check_state(module, state, path)
     state = check_values(module, state, path, cast)
     module.load_state_dict(state, strict=True)

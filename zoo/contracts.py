@@ -1,0 +1,117 @@
+"""What a model's module may define beyond ``forward``: the optional hooks zoo's engine, importer
+and exporters call, typed in one place.
+
+A builder returns a ``torch.nn.Module``; ``forward(x)`` on the encoded inputs of the model's task
+is all zoo needs. Everything in :class:`ZooModule` is optional: a module defines the members it
+needs and zoo uses a default for the rest. The Protocol is the contract's single statement, for
+plugin authors (``mypy`` checks a module class against it) and for zoo's core, which looks a hook
+up only through :func:`hook`, so that a misspelt hook name in zoo is an error and a hook that is
+not callable is refused with a message naming the module instead of failing somewhere deeper.
+
+This module imports neither torch nor numpy at run time: the types are for readers and checkers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from zoo.errors import ZooError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from zoo.exporters.onnx import Graph
+    from zoo.specs import ModelSpec
+
+
+class ZooModule(Protocol):
+    """The optional members of a model's ``torch.nn.Module`` (every one may be left out)."""
+
+    #: (C, H, W) of one input when it differs from ``ModelSpec.input_shape`` (a config that sets
+    #: ``image_size``, say); used to make the export's example inputs. Default: the spec's.
+    input_shape: tuple[int, ...]
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training loss of a batch, a scalar tensor (``outputs`` as ``forward_train`` or
+        ``forward`` returns them, ``targets`` as the task's ``encode_targets`` made them).
+        Default: ``torch.nn.functional.cross_entropy(outputs, targets)``. Also used for the
+        dev and test loss."""
+        ...
+
+    def forward_train(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The outputs when computing them needs the targets (teacher forcing in a decoder);
+        used in training and in the dev/test evaluation. Default: ``self(x)``."""
+        ...
+
+    def freeze(self, upto: str) -> None:
+        """``zoo train --freeze UPTO``: set ``requires_grad=False`` on what should not train
+        (``"head"``: everything but the classifier, or a stage name the model documents), keeping
+        the batch-norm statistics of frozen parts fixed. Raise ``ZooError`` for an unknown
+        ``upto``. Training starts from the installed weights. Without it, ``--freeze`` is refused."""
+        ...
+
+    def export_graphs(self, samples: np.ndarray | None) -> list[Graph]:
+        """The ONNX graphs of the artifact (``zoo.exporters.onnx.Graph``: a module, an example
+        input maker, input/output names and dynamic axes). ``samples`` are real encoded dev
+        inputs (or None) to trace and check parity on. One graph makes an ``.onnx`` file, several
+        (an encoder and a decoder step) a folder with ``zoo.json``. Default: one graph
+        ``input`` (N, *input_shape) float32 -> ``logits``."""
+        ...
+
+    def imported_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``zoo weights import``: the published state dict -> this module's keys (rename, drop
+        an auxiliary head the file carries). Default: the state dict as read. The result must
+        then match the module's state dict exactly (keys, shapes, dtypes, finite values)."""
+        ...
+
+    def darknet_layers(self) -> list[tuple[str, str | None]]:
+        """For Darknet ``.weights`` imports (``zoo.plugins.darknet``): the (conv, batch-norm or
+        None) state-dict prefixes in the file's order. Without it a ``.weights`` file is refused."""
+        ...
+
+
+#: the names :func:`hook` accepts: every member ZooModule declares
+HOOKS = frozenset(name for name in vars(ZooModule) if not name.startswith("_")) | {"input_shape"}
+_ATTRIBUTES = frozenset({"input_shape"})
+
+
+def hook(module: Any, name: str) -> Callable[..., Any] | None:
+    """``module``'s hook ``name`` (a :class:`ZooModule` member), or None when it defines none."""
+    if name not in HOOKS:
+        raise KeyError(f"{name!r} is not a ZooModule hook; known: {', '.join(sorted(HOOKS))}")
+    value = getattr(module, name, None)
+    if value is None or name in _ATTRIBUTES:
+        return value
+    if not callable(value):
+        raise ZooError(f"{type(module).__name__}.{name} is a zoo module hook and must be a method, "
+                       f"not a {type(value).__name__} (see zoo.contracts.ZooModule)")
+    return value
+
+
+def input_shape(spec: ModelSpec, module: Any) -> tuple[int, ...]:
+    """The shape of one input: the module's ``input_shape`` if it has one, else the spec's."""
+    shape = hook(module, "input_shape") or spec.input_shape
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        dims = ()
+    if not dims or not all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= 1 << 16 for d in dims):
+        raise ZooError(f"{spec.name}: input shape {shape!r} must be positive ints (the module's input_shape "
+                       f"or ModelSpec.input_shape), or the module must define export_graphs")
+    return dims
+
+
+def export_graphs(spec: ModelSpec, module: Any, samples: np.ndarray | None) -> list[Graph]:
+    """The graphs an export of ``module`` writes: its own ``export_graphs``, else the single
+    image graph ``input`` -> ``logits``."""
+    own = hook(module, "export_graphs")
+    if own is not None:
+        graphs = own(samples)
+        if not isinstance(graphs, (list, tuple)) or not graphs:
+            raise ZooError(f"{spec.name}: export_graphs must return a non-empty list of Graph, "
+                           f"got {type(graphs).__name__}")
+        return list(graphs)
+    from zoo.exporters.onnx import image_graph
+
+    return [image_graph(module, input_shape(spec, module), samples)]
