@@ -8,7 +8,8 @@ The cells are written with their gates explicit (``zoo.plugins.recurrent``), ``-
 cell=gru`` picks another. Training reads fixed 100-character chunks from a zero state
 (truncated backpropagation through time) with gradient-norm clipping; the exported artifact is
 one step graph ``(token, state) -> (logits, state')`` and the runtime samples from it with
-temperature and top-k.
+temperature and a top-k cut-off (``--sample-top-k``: its own name, as ``--top-k`` means how
+many answers to show in the other tasks).
 """
 
 from __future__ import annotations
@@ -51,13 +52,13 @@ def zoo_tasks() -> list[TaskSpec]:
     return [
         TaskSpec(
             name="text-generation",
-            summary="sample text from a character model's step graph: prime, temperature, top-k, seed",
+            summary="sample text from a character model's step graph: prime, temperature, sampling cut-off, seed",
             impl="zoo.runtime.tasks.text:TextGeneration",
             options=(
                 TaskOption("prime", "str", None, "text to start from (default: a new line)"),
                 TaskOption("length", "int", 200, "characters to generate"),
                 TaskOption("temperature", "float", 1.0, "divide the logits by this (0: always the likeliest)"),
-                TaskOption("top-k", "int", 0, "sample among the k likeliest characters only (0: all)"),
+                TaskOption("sample-top-k", "int", 0, "sample among the k likeliest characters only (0: all)"),
                 TaskOption("seed", "int", 0, "seed of the sampler, for reproducible text"),
                 TaskOption("file", "path", None, "read inputs from this UTF-8 file, one per line"),
             ),

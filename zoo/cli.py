@@ -45,7 +45,38 @@ RUN_RANGES: dict[str, click.ParamType] = {
 
 
 def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    """Numbers as Python holds them (never rounded), paths as strings."""
+    click.echo(json.dumps(_plain(data), indent=2, default=str))
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses (reports, entries), paths and tuples as plain JSON values."""
+    import dataclasses
+    from pathlib import PurePath
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, PurePath):
+        return str(value)
+    return value
+
+
+def _quiet_stdout(as_json: bool):
+    """With --json, what a command reports as it goes goes to stderr: stdout holds the JSON alone."""
+    import contextlib
+
+    return contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+
+
+def _entry_row(e) -> dict[str, Any]:
+    """One weights entry as ``zoo weights list --json`` gives it."""
+    return {"model": e.model, "tag": e.tag, "ref": e.ref, "active": e.active, "where": e.where, "path": str(e.file),
+            "sha256": e.manifest.get("sha256"), "metrics": e.manifest.get("metrics", {}),
+            "created": e.manifest.get("created"), "broken": e.broken}
 
 
 def _fmt_params(n: int) -> str:
@@ -227,7 +258,8 @@ def _parse_config(items: tuple[str, ...], name: str | None = None) -> dict[str, 
 @click.option("--activate", is_flag=True, help="make the new weights active even if they do not beat the "
               "active entry's dev metric")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
-def train(name: str, **kw: Any) -> None:
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output (the progress stays on stderr)")
+def train(name: str, as_json: bool, **kw: Any) -> None:
     """Train NAME and store its best weights (by the dev metric) as a new entry NAME@TAG; it
     becomes the active entry only if it beats the active one on the dev metric (or --activate)."""
     from zoo.engine import TrainOptions, train as run_training
@@ -240,8 +272,18 @@ def train(name: str, **kw: Any) -> None:
         seed=kw["seed"], resume=kw["resume"], data=kw["data"], dataset=kw["dataset"],
         config=_parse_config(kw["config"], name), max_steps=kw["max_steps"], run_dir=kw["run_dir"],
         progress=not kw["no_progress"], tag=kw["tag"], activate=kw["activate"])
-    result = run_training(name, opts)
+    with _quiet_stdout(as_json):
+        result = run_training(name, opts)
     if not result.metrics:  # a secondary process of a torchrun launch: the main one reports
+        return
+    if as_json:
+        decision = result.decision
+        _echo_json({"model": name, "run_dir": str(result.run_dir), "metrics": result.metrics,
+                    "weights": _entry_row(result.entry) if result.entry else None,
+                    "activated": bool(decision and decision.activated),
+                    "decision": None if decision is None else {
+                        "activated": decision.activated, "reason": decision.reason,
+                        "previous": decision.previous.ref if decision.previous else None}})
         return
     for key, value in result.metrics.items():
         click.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
@@ -272,17 +314,34 @@ def train(name: str, **kw: Any) -> None:
               "(0.005) unless --force")
 @click.option("--force", is_flag=True, help="replace --out even if it is not an artifact zoo wrote; keep an int8 "
               "variant that loses more")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output (the progress stays on stderr)")
 def export(name: str, fmt: str, out: str | None, opset: int | None, data: str | None, random_weights: bool,
-           fp16: bool, int8: bool, force: bool) -> None:
+           fp16: bool, int8: bool, force: bool, as_json: bool) -> None:
     """Export NAME's active weights (or NAME@TAG's), checked by onnx.checker and compared with PyTorch."""
     from zoo.modelio import export_model
 
     if random_weights:
         click.echo("note: exporting RANDOM weights; the artifact is for benchmarking only", err=True)
-    report = export_model(name, fmt, out, opset, data, random_weights, fp16=fp16, force=force, int8=int8)
+    with _quiet_stdout(as_json):
+        report = export_model(name, fmt, out, opset, data, random_weights, fp16=fp16, force=force, int8=int8)
+    if as_json:
+        _echo_json(export_json(name, fmt, report))
+        return
     for part in (report, report.fp16, report.int8):
         for line in part.lines() if part else ():
             click.echo(line)
+
+
+def export_json(name: str, fmt: str, report: Any) -> dict[str, Any]:
+    """``zoo export --json``: the report's fields; ``exporters`` as graph -> {exporter, seconds}."""
+    data = _plain(report) if not isinstance(report, dict) else dict(report)
+    if not isinstance(data, dict):
+        data = {"lines": list(report.lines())}
+    exporters = data.get("exporters")
+    if isinstance(exporters, dict):
+        data["exporters"] = {graph: {"exporter": way[0], "seconds": way[1]} if isinstance(way, list) else way
+                             for graph, way in exporters.items()}
+    return {"model": name, "format": fmt, **data}
 
 
 # -- run ---------------------------------------------------------------------------------------
@@ -536,12 +595,10 @@ def _select_entries(names: tuple[str, ...]):
 
 @weights.command("list")
 @click.argument("names", nargs=-1, metavar="[NAME[@TAG]]...")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def weights_list(names: tuple[str, ...], as_json: bool) -> None:
     """Every weights entry (each tag of each model) with its metrics; * marks the active one."""
-    rows = [{"model": e.model, "tag": e.tag, "active": e.active, "where": e.where, "path": str(e.file),
-             "sha256": e.manifest.get("sha256"), "metrics": e.manifest.get("metrics", {}),
-             "created": e.manifest.get("created"), "broken": e.broken} for e in _select_entries(names)]
+    rows = [_entry_row(e) for e in _select_entries(names)]
     if as_json:
         _echo_json(rows)
         return
@@ -557,7 +614,7 @@ def weights_list(names: tuple[str, ...], as_json: bool) -> None:
         click.echo(f"{mark} {ref:<36} {r['where']:<8} {sha:<12}  {_metric_text(r['metrics']) or '-'}")
 
 
-def _verify_artifacts(names: tuple[str, ...]) -> tuple[int, int]:
+def _verify_artifacts(names: tuple[str, ...]) -> list[dict[str, Any]]:
     """Each exported artifact in the user store against the sha256 it records of itself and
     of the weights it came from."""
     from zoo import store
@@ -565,60 +622,75 @@ def _verify_artifacts(names: tuple[str, ...]) -> tuple[int, int]:
 
     root = store.exports_dir()
     if not root.is_dir():
-        return 0, 0
+        return []
     wanted = {store.split_ref(n)[0] for n in names}
-    checked = bad = 0
+    rows = []
     for path in sorted(root.iterdir()):
         if path.name.startswith("."):
             continue
         model = store.split_ref(path.name.removesuffix(".onnx"))[0].removesuffix("-fp16").removesuffix("-int8")
         if wanted and model not in wanted:
             continue
-        checked += 1
         try:
             verify_artifact(path)
-            click.echo(f"ok      artifact {path}")
+            rows.append({"kind": "artifact", "ref": None, "path": str(path), "ok": True, "error": None})
         except ZooError as exc:
-            bad += 1
-            click.echo(f"FAILED  artifact {path}: {exc}")
-    return checked, bad
+            rows.append({"kind": "artifact", "ref": None, "path": str(path), "ok": False, "error": str(exc)})
+    return rows
 
 
 @weights.command("verify")
 @click.argument("names", nargs=-1, metavar="[NAME[@TAG]]...")
-def weights_verify(names: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output (printed before a failure exits)")
+def weights_verify(names: tuple[str, ...], as_json: bool) -> None:
     """Check each weights file against the sha256 in its manifest, and each exported artifact in
     the user store against the sha256 it records (all by default)."""
-    chosen = _select_entries(names)
-    bad = 0
-    for entry in chosen:
+    rows = []
+    for entry in _select_entries(names):
         try:
             entry.verify()
-            click.echo(f"ok      {entry.ref} ({entry.where}) {entry.file}")
+            rows.append({"kind": "weights", "ref": entry.ref, "where": entry.where, "path": str(entry.file),
+                         "ok": True, "error": None})
         except ZooError as exc:
-            bad += 1
-            click.echo(f"FAILED  {entry.ref} ({entry.where}): {exc}")
-    _, bad_artifacts = _verify_artifacts(names)
+            rows.append({"kind": "weights", "ref": entry.ref, "where": entry.where, "path": str(entry.file),
+                         "ok": False, "error": str(exc)})
+    rows += _verify_artifacts(names)
+    if as_json:
+        _echo_json(rows)
+    else:
+        for r in rows:
+            if r["kind"] == "weights":
+                click.echo(f"ok      {r['ref']} ({r['where']}) {r['path']}" if r["ok"] else
+                           f"FAILED  {r['ref']} ({r['where']}): {r['error']}")
+            else:
+                click.echo(f"ok      artifact {r['path']}" if r["ok"] else f"FAILED  artifact {r['path']}: {r['error']}")
+    bad = sum(not r["ok"] for r in rows if r["kind"] == "weights")
+    bad_artifacts = sum(not r["ok"] for r in rows if r["kind"] == "artifact")
     if bad or bad_artifacts:
         raise ZooError(f"{bad} weights file(s) and {bad_artifacts} artifact(s) failed verification")
 
 
 @weights.command("use")
 @click.argument("ref", metavar="NAME@TAG")
-def weights_use(ref: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output: the entry now active")
+def weights_use(ref: str, as_json: bool) -> None:
     """Make NAME@TAG the active weights of NAME (used wherever NAME is given without a tag)."""
     from zoo import store
 
     model, tag = store.split_ref(ref)
     spec = registry().model(model)
     entry = store.use(f"{spec.name}@{tag}" if tag else spec.name)
+    if as_json:
+        _echo_json(_entry_row(entry))
+        return
     click.echo(f"active: {entry.ref} ({_metric_text(entry.manifest.get('metrics', {})) or 'no metrics'}); "
                f"`zoo export {spec.name}` to export it")
 
 
 @weights.command("remove")
 @click.argument("ref", metavar="NAME@TAG")
-def weights_remove(ref: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output: the entry removed")
+def weights_remove(ref: str, as_json: bool) -> None:
     """Delete the user entry NAME@TAG (not the active one, never shipped weights)."""
     from zoo import store
 
@@ -628,6 +700,9 @@ def weights_remove(ref: str) -> None:
     except ZooError:
         pass
     entry = store.remove(f"{model}@{tag}" if tag else model)
+    if as_json:
+        _echo_json({**_entry_row(entry), "folder": str(entry.folder), "removed": True})
+        return
     click.echo(f"removed {entry.ref} ({entry.folder})")
 
 
@@ -638,15 +713,20 @@ def weights_remove(ref: str) -> None:
 @click.option("--tag", help="store as NAME@TAG (default: imported, imported-2, ...)")
 @click.option("--no-activate", is_flag=True, help="keep the active entry; use the import with NAME@TAG")
 @click.option("--cast", is_flag=True, help="convert tensors of another float type (float64, float16) to the model's")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output: the new entry")
 def weights_import(name: str, file: str, config: tuple[str, ...], tag: str | None, no_activate: bool,
-                   cast: bool) -> None:
+                   cast: bool, as_json: bool) -> None:
     """Import FILE (safetensors, a PyTorch state dict read with weights_only=True, or a format
     the model's plugin converts) into the user store after checking every key and shape; it
     becomes the active entry unless --no-activate."""
     from zoo.modelio import import_weights
 
-    entry = import_weights(name, file, _parse_config(config, name) or None, tag=tag, activate=not no_activate,
-                           cast=cast)
+    with _quiet_stdout(as_json):
+        entry = import_weights(name, file, _parse_config(config, name) or None, tag=tag, activate=not no_activate,
+                               cast=cast)
+    if as_json:
+        _echo_json({**_entry_row(entry), "source": file})
+        return
     click.echo(f"imported {file} as {entry.ref}{' (active)' if entry.active else ''}: {entry.file} "
                f"(sha256 {entry.manifest['sha256'][:12]}…)")
 
@@ -662,12 +742,24 @@ def weights_import(name: str, file: str, config: tuple[str, ...], tag: str | Non
 @click.option("--json-out", type=click.Path(), help="also write the results as JSON here")
 @click.option("--config", "config", multiple=True, metavar="KEY=VALUE",
               help="override a model config value, e.g. input_size=640 (with --random-weights)")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output (what --json-out writes) on stdout")
 def bench(name: str, batches: tuple[int, ...], iters: int, providers: tuple[str, ...], random_weights: bool,
-          json_out: str | None, config: tuple[str, ...]) -> None:
+          json_out: str | None, config: tuple[str, ...], as_json: bool) -> None:
     """Latency of torch eager vs onnxruntime on the same inputs, as ratios measured in one run."""
+    import tempfile
+    from pathlib import Path
+
     from zoo.bench import bench_model
 
-    bench_model(name, batches, iters, providers, random_weights, json_out, _parse_config(config, name) or None)
+    overrides = _parse_config(config, name) or None
+    if not as_json:
+        bench_model(name, batches, iters, providers, random_weights, json_out, overrides)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        written = json_out or str(Path(tmp) / "bench.json")
+        with _quiet_stdout(True):
+            bench_model(name, batches, iters, providers, random_weights, written, overrides)
+        _echo_json({"model": name, **json.loads(Path(written).read_text(encoding="utf-8"))})
 
 
 # -- entry point ---------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Tokenisation uses the vocabulary the artifact carries (``vocab`` for a character model;
 ``src_vocab``, ``tgt_vocab`` and ``target_unit`` for a translation model). The generation
-loops are written once, here: sampling with temperature and top-k for text generation; greedy
+loops are written once, here: sampling with temperature and a top-k cut-off for text generation; greedy
 and beam search with length normalisation for translation, driven by the exported step graphs.
 """
 
@@ -164,7 +164,7 @@ class TextGeneration(Task):
             return logits, new
 
         ids = generate(step, np.zeros((1, layers, size), np.float32), primes, length,
-                       float(options.get("temperature", 1.0)), int(options.get("top_k") or 0),
+                       float(options.get("temperature", 1.0)), int(options.get("sample_top_k") or 0),
                        int(options.get("seed") or 0))
         return [{"prime": text, "generated": "".join(vocab[i] for i in row), "text": text + "".join(vocab[i] for i in row)}
                 for text, row in zip(texts, ids)]
