@@ -130,9 +130,10 @@ def export_model(name: str, fmt: str = "onnx", out: str | None = None, opset: in
     if exporter.suffix:
         check_replaceable(path, force)
     if fp16:
-        from zoo.exporters.fp16 import half_path
+        from zoo.exporters.fp16 import check_half, half_path
 
-        check_replaceable(half_path(path), force)  # refused before anything is written
+        check_half(spec, module, samples)  # several graphs: refused before anything is written
+        check_replaceable(half_path(path), force)
     if int8:
         from zoo.exporters.int8 import int8_path
 

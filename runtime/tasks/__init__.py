@@ -4,6 +4,7 @@ shared by training evaluation, the export parity check and ``zoo run``; numpy an
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -12,6 +13,21 @@ from zoo.errors import ZooError
 from zoo.hookspecs import hookimpl
 from zoo.runtime.results import Result
 from zoo.specs import TaskOption, TaskSpec
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How closely a reduced-precision variant (``zoo export --fp16``) answers as the float32
+    artifact does on the same inputs: ``agree`` of ``total`` samples, ``what`` the criterion."""
+
+    agree: int
+    total: int
+    what: str
+
+
+def top1_agreement(reference: np.ndarray, candidate: np.ndarray) -> Agreement:
+    """Samples whose highest-scoring class is the same in both (N, classes) outputs."""
+    return Agreement(int((reference.argmax(-1) == candidate.argmax(-1)).sum()), len(reference), "top-1 agreement")
 
 
 class Task:
@@ -59,6 +75,21 @@ class Task:
         """Figures beyond ``metric`` for ``zoo val`` (per-class figures, a plot written to
         ``options["plot"]``); none by default."""
         return {}
+
+    def compare_precision(self, reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray],
+                          meta: dict[str, Any]) -> Agreement:
+        """``zoo export --fp16``: does the half-precision graph answer as the float32 one? Both
+        are the single graph's outputs (batch first) on the same inputs. By default a sample
+        agrees when each of its output values lies within 1% of that output's largest float32
+        magnitude; a task whose answer is a decision overrides this with the decision itself
+        (classification: the top-1 class)."""
+        agree = np.ones(len(reference[0]), bool)
+        for ref, got in zip(reference, candidate):
+            ref, got = np.asarray(ref, np.float64), np.asarray(got, np.float64)
+            scale = max(float(np.abs(ref).max(initial=0)), 1e-6)
+            agree &= (np.abs(ref - got) <= 0.01 * scale).reshape(len(ref), -1).all(axis=1)
+        return Agreement(int(agree.sum()), len(agree),
+                         "agreement (every output within 1% of its largest float32 value)")
 
     def relabel(self, targets: Any, index: np.ndarray) -> Any:
         """Targets numbered by a dataset's labels -> numbered by the model's (``index[i]`` is the

@@ -20,7 +20,7 @@ from PIL import Image
 from zoo.errors import ZooError
 from zoo.runtime.images import collect_images, load_image, to_array
 from zoo.runtime.results import ClassificationResult
-from zoo.runtime.tasks import Task
+from zoo.runtime.tasks import Agreement, Task, top1_agreement
 
 
 def _digit(gray: np.ndarray, canvas: int, box: int) -> np.ndarray:
@@ -108,6 +108,9 @@ class ImageClassification(Task):
     def metric(self, outputs: np.ndarray, targets: np.ndarray, meta: dict[str, Any]) -> dict[str, float]:
         predictions = outputs.argmax(axis=-1)
         return {"accuracy": float((predictions == targets).mean()) if len(targets) else 0.0}
+
+    def compare_precision(self, reference, candidate, meta: dict[str, Any]) -> Agreement:
+        return top1_agreement(reference[0], candidate[0])
 
     def val_report(self, artifact, raw, targets, outputs, encoded, options) -> dict[str, Any]:
         """Top-5 accuracy, per-class precision and recall, and the confusion matrix (rows: true

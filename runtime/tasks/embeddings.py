@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from zoo.errors import ZooError
-from zoo.runtime.tasks import Task
+from zoo.runtime.tasks import Agreement, Task, top1_agreement
 from zoo.runtime.wordvec import (EQUALIZE_PAIRS, GENDER_PAIRS, WordVectors, bias_direction, equalize, neutralize,
                                  parse_query, pca_2d)
 
@@ -200,6 +200,9 @@ class TextClassification(Task):
 
     def metric(self, outputs: np.ndarray, targets: np.ndarray, meta: dict[str, Any]) -> dict[str, float]:
         return {"accuracy": float((outputs.argmax(-1) == targets).mean()) if len(targets) else 0.0}
+
+    def compare_precision(self, reference, candidate, meta: dict[str, Any]) -> Agreement:
+        return top1_agreement(reference[0], candidate[0])
 
     def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
         from zoo.runtime.tasks.classification import softmax
