@@ -19,4 +19,17 @@ def zoo_exporters() -> list[ExporterSpec]:
             export="zoo.exporters.triton:export",
             suffix="",
         ),
+        ExporterSpec(
+            name="onnx-nms",
+            summary="detectors: one ONNX graph with YOLO decoding and NonMaxSuppression (per class) inside; "
+                    "outputs num_detections, boxes, scores, classes",
+            export="zoo.exporters.nms:export",
+            suffix="-nms.onnx",
+        ),
+        ExporterSpec(
+            name="onnx-nms-agnostic",
+            summary="detectors: as onnx-nms, with NonMaxSuppression across classes (one object, one box)",
+            export="zoo.exporters.nms:export_agnostic",
+            suffix="-nms-agnostic.onnx",
+        ),
     ]

@@ -1,7 +1,8 @@
 """Box geometry in numpy, shared by training evaluation and ``zoo run``: intersection over union,
 non-max suppression (the seed's recipe: keep the most confident box, drop the boxes that overlap
 it by more than the IoU threshold, repeat), and the letterbox that fits any image into the
-network's square input without distorting it.
+network's square input without distorting it; and where the labels of drawn boxes go so that none
+covers another.
 
 Boxes are ``(x1, y1, x2, y2)`` in pixels, corners included as real coordinates (a box from 0 to
 10 is 10 wide)."""
@@ -93,3 +94,50 @@ class Letterbox:
         out[:, 0::2] = np.clip(out[:, 0::2], 0, self.width)
         out[:, 1::2] = np.clip(out[:, 1::2], 0, self.height)
         return out
+
+
+def _overlaps(rect: np.ndarray, placed: np.ndarray) -> bool:
+    """Whether ``rect`` shares any area with one of ``placed`` (touching edges do not count)."""
+    if not len(placed):
+        return False
+    return bool(np.any((rect[0] < placed[:, 2]) & (placed[:, 0] < rect[2]) &
+                       (rect[1] < placed[:, 3]) & (placed[:, 1] < rect[3])))
+
+
+def place_labels(boxes: np.ndarray, sizes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Where each box's label goes: (N, 4) rectangles ``x1 y1 x2 y2`` inside the image, none
+    covering another. ``sizes`` (N, 2) are the labels' widths and heights; boxes are placed in
+    the order given (most confident first, so it gets the best spot). A label's first choice is
+    just above the box's top-left corner, then inside the box at the top, just below it, inside
+    at the bottom, each also at the box's right edge; when all of these are taken it slides
+    along the box's left side, then over the whole image, to the first free place. Only an image too crowded to hold
+    every label leaves one on its first choice, over another."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    sizes = np.asarray(sizes, np.float64).reshape(-1, 2)
+    placed = np.zeros((0, 4), np.float64)
+    for box, (w, h) in zip(boxes, sizes):
+        w, h = min(w, width), min(h, height)
+        first = None
+        for x, y in _spots(box, w, h, width, height):
+            rect = np.array([x, y, x + w, y + h])
+            first = rect if first is None else first
+            if not _overlaps(rect, placed):
+                break
+        else:
+            rect = first
+        placed = np.vstack([placed, rect])
+    return placed
+
+
+def _spots(box: np.ndarray, w: float, h: float, width: int, height: int):
+    """Candidate top-left corners for a ``w`` x ``h`` label of ``box``, best first, in the image."""
+    x1, y1, x2, y2 = box
+    xs = [min(max(x, 0.0), width - w) for x in (x1, x2 - w)]
+    ys = [min(max(y, 0.0), height - h) for y in (y1 - h, y1, y2, y2 - h)]
+    yield from ((x, y) for y in ys for x in xs)
+    step = max(h / 2, 1.0)
+    for y in [*np.arange(ys[0], height - h + step, step), *np.arange(ys[0], -step, -step)]:
+        yield xs[0], min(max(float(y), 0.0), height - h)
+    for y in np.arange(0, height - h + step, step):
+        for x in np.arange(0, width - w + 1, max(w / 2, 1.0)):
+            yield float(x), float(y)

@@ -13,13 +13,14 @@ box, as YOLOv2; ``sigmoid``: independent classes, as YOLOv3)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from zoo.errors import ZooError
-from zoo.runtime.boxes import Letterbox, batched_nms, iou, nms
+from zoo.runtime.boxes import Letterbox, batched_nms, iou, nms, place_labels
 from zoo.runtime.images import SaveTargets, collect_images, load_image, save_image, to_array
 from zoo.runtime.results import DetectionResult
 from zoo.runtime.tasks import Task
@@ -113,36 +114,86 @@ def _colour(index: int) -> tuple[int, int, int]:
     return int(r), int(g), int(b)
 
 
-def draw(image: Image.Image, detections: list[dict[str, Any]]) -> Image.Image:
-    """The image with a labelled rectangle per detection."""
-    out = image.convert("RGB")
-    pen = ImageDraw.Draw(out)
-    width = max(2, round(max(out.size) / 300))
+def label_style(width: int, height: int) -> tuple[ImageFont.ImageFont, int]:
+    """The font and line width for drawing on a ``width`` x ``height`` picture: sizes follow the
+    picture's area, so labels read the same on a thumbnail and on a 24-megapixel photo (and a
+    panorama's labels are not sized by its long side alone)."""
+    scale = (width * height) ** 0.5
     try:
-        font = ImageFont.load_default(size=max(12, round(max(out.size) / 45)))
+        font = ImageFont.load_default(size=max(11, round(scale / 40)))
     except TypeError:  # Pillow < 10.1 has one fixed-size default font
         font = ImageFont.load_default()
+    return font, max(1, round(scale / 300))
+
+
+def label_layout(size: tuple[int, int], detections: list[dict[str, Any]], font, width: int) -> list[np.ndarray]:
+    """Each detection's label text and rectangle (x1 y1 x2 y2), the most confident placed first,
+    none covering another (``boxes.place_labels``)."""
+    pen = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    texts = [f"{det['label']} {det['score']:.2f}" for det in detections]
+    extents = [pen.textbbox((0, 0), text, font=font) for text in texts]
+    sizes = np.array([[r - left + 2 * width, b - top + 2 * width] for left, top, r, b in extents], np.float64)
+    order = np.argsort([-float(det["score"]) for det in detections], kind="stable")
+    rects = place_labels(np.array([detections[i]["box"] for i in order], np.float64).reshape(-1, 4),
+                         sizes[order].reshape(-1, 2), *size)
+    placed: list[np.ndarray] = [np.zeros(4)] * len(detections)
+    for i, rect in zip(order, rects):
+        placed[i] = rect
+    return placed
+
+
+def draw(image: Image.Image, detections: list[dict[str, Any]]) -> Image.Image:
+    """The image with a rectangle per detection and its label (class and score) beside it;
+    boxes are drawn first and labels over them, so no line crosses a label's text."""
+    out = image.convert("RGB")
+    pen = ImageDraw.Draw(out)
+    font, width = label_style(*out.size)
     for det in detections:
-        x1, y1, x2, y2 = det["box"]
+        pen.rectangle(tuple(det["box"]), outline=_colour(det["class"]), width=max(2, width))
+    for det, rect in zip(detections, label_layout(out.size, detections, font, width)):
         colour = _colour(det["class"])
-        pen.rectangle((x1, y1, x2, y2), outline=colour, width=width)
         text = f"{det['label']} {det['score']:.2f}"
-        left, top, right, bottom = pen.textbbox((0, 0), text, font=font)
-        tw, th = right - left, bottom - top
-        ty = y1 - th - 2 * width if y1 - th - 2 * width >= 0 else y1
-        pen.rectangle((x1, ty, x1 + tw + 2 * width, ty + th + 2 * width), fill=colour)
-        pen.text((x1 + width - left, ty + width - top), text, fill=(0, 0, 0), font=font)
+        left, top, _, _ = pen.textbbox((0, 0), text, font=font)
+        pen.rectangle(tuple(float(v) for v in rect), fill=colour)
+        ink = (0, 0, 0) if 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2] > 140 else (255, 255, 255)
+        pen.text((rect[0] + width - left, rect[1] + width - top), text, fill=ink, font=font)
     return out
 
 
 # -- mAP ---------------------------------------------------------------------------------------
-def average_precision(detections: list[dict[str, np.ndarray]], truths: list[dict[str, np.ndarray]],
-                      num_classes: int) -> dict[str, float]:
-    """COCO-style mAP: per class and IoU threshold, detections in score order are matched
-    greedily to the unmatched ground-truth box they overlap most (IoU >= threshold); AP is the
-    mean of the precision envelope at 101 recall points; classes without ground truth are left
-    out. Returns ``map50`` (IoU 0.5) and ``map`` (mean over IoU 0.5:0.95)."""
-    ap = np.full((len(IOU_THRESHOLDS), num_classes), np.nan)
+@dataclass(frozen=True)
+class ClassCurve:
+    """One class's detections over the whole set, in score order, and whether each is a true
+    positive at every IoU threshold of ``IOU_THRESHOLDS`` (rows)."""
+
+    scores: np.ndarray  # (D,)
+    hits: np.ndarray  # (T, D) bool
+    truths: int  # ground-truth boxes of the class
+
+    def precision_recall(self, k: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        tp = np.cumsum(self.hits[k])
+        precision = tp / np.maximum(np.arange(1, len(tp) + 1), 1)
+        return precision, tp / max(self.truths, 1)
+
+    def envelope(self, k: int = 0) -> np.ndarray:
+        """The precision envelope at the 101 recall points (COCO's interpolation)."""
+        if not len(self.scores):
+            return np.zeros(len(RECALL_POINTS))
+        precision, recall = self.precision_recall(k)
+        envelope = np.maximum.accumulate(precision[::-1])[::-1]
+        idx = np.searchsorted(recall, RECALL_POINTS, side="left")
+        return np.where(idx < len(envelope), envelope[np.minimum(idx, len(envelope) - 1)], 0.0)
+
+    def ap(self) -> np.ndarray:
+        """AP at each IoU threshold: the mean of the envelope."""
+        return np.array([self.envelope(k).mean() for k in range(len(IOU_THRESHOLDS))])
+
+
+def class_curves(detections: list[dict[str, np.ndarray]], truths: list[dict[str, np.ndarray]],
+                 num_classes: int) -> dict[int, ClassCurve]:
+    """Per class with ground truth: detections in score order are matched greedily, image by
+    image, to the unmatched ground-truth box they overlap most (IoU >= threshold)."""
+    curves = {}
     for c in range(num_classes):
         n_truth = sum(int((t["classes"] == c).sum()) for t in truths)
         if n_truth == 0:
@@ -168,22 +219,59 @@ def average_precision(detections: list[dict[str, np.ndarray]], truths: list[dict
             scores.append(d_scores)
             matched.append(hits)
         if not scores:
-            ap[:, c] = 0.0
+            curves[c] = ClassCurve(np.zeros(0), np.zeros((len(IOU_THRESHOLDS), 0), bool), n_truth)
             continue
         order = np.argsort(-np.concatenate(scores), kind="mergesort")
-        hits = np.concatenate(matched, 1)[:, order]
-        tp = np.cumsum(hits, 1)
-        fp = np.cumsum(~hits, 1)
-        recall = tp / n_truth
-        precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
-        for k in range(len(IOU_THRESHOLDS)):
-            envelope = np.maximum.accumulate(precision[k][::-1])[::-1]
-            idx = np.searchsorted(recall[k], RECALL_POINTS, side="left")
-            ap[k, c] = np.where(idx < len(envelope), envelope[np.minimum(idx, len(envelope) - 1)], 0.0).mean()
-    present = ~np.isnan(ap[0])
-    if not present.any():
+        curves[c] = ClassCurve(np.concatenate(scores)[order], np.concatenate(matched, 1)[:, order], n_truth)
+    return curves
+
+
+def average_precision(detections: list[dict[str, np.ndarray]], truths: list[dict[str, np.ndarray]],
+                      num_classes: int) -> dict[str, float]:
+    """COCO-style mAP over the classes that have ground truth (``class_curves``): AP is the mean
+    of the precision envelope at 101 recall points. Returns ``map50`` (IoU 0.5) and ``map``
+    (mean over IoU 0.5:0.95)."""
+    aps = [curve.ap() for curve in class_curves(detections, truths, num_classes).values()]
+    if not aps:
         return {"map50": 0.0, "map": 0.0}
-    return {"map50": float(ap[0, present].mean()), "map": float(ap[:, present].mean())}
+    table = np.stack(aps, 1)  # (T, classes present)
+    return {"map50": float(table[0].mean()), "map": float(table.mean())}
+
+
+def draw_pr_curves(curves: dict[int, ClassCurve], labels: Sequence[str], path, map50: float):
+    """Precision against recall at IoU 0.5 (the envelope AP averages), one line per class and
+    the mean over classes in black, as a PNG at ``path``. Needs matplotlib (the train extra)."""
+    from pathlib import Path
+
+    from zoo.store import atomic_path
+
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ZooError("--plot draws with matplotlib: pip install 'zoo[train]' (or matplotlib)") from None
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ZooError(f"{path.parent}: no such folder for the plot")
+    figure = Figure(figsize=(7, 5), dpi=120)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    named = len(curves) <= 20  # a legend beyond that is unreadable: classes in grey, the mean in black
+    for c, curve in curves.items():
+        name = labels[c] if c < len(labels) else str(c)
+        axes.plot(RECALL_POINTS, curve.envelope(), linewidth=1, color=None if named else "0.75",
+                  label=f"{name} {curve.ap()[0]:.3f}" if named else None)
+    if curves:
+        axes.plot(RECALL_POINTS, np.mean([c.envelope() for c in curves.values()], 0), color="black", linewidth=2.5,
+                  label=f"all classes {map50:.3f} mAP@0.5")
+    axes.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
+             title="precision-recall at IoU 0.5 (AP in the legend)")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower left", fontsize=7, ncol=2 if len(curves) > 10 else 1)
+    figure.tight_layout()
+    with atomic_path(path, ".png") as tmp:
+        figure.savefig(tmp, format="png")
+    return path
 
 
 def truths_from_targets(targets: np.ndarray) -> list[dict[str, np.ndarray]]:
@@ -195,6 +283,52 @@ def truths_from_targets(targets: np.ndarray) -> list[dict[str, np.ndarray]]:
     return out
 
 
+# -- graphs with the post-processing inside (``zoo export --format onnx-nms``) ------------------
+#: the outputs of such a graph, in order (documented in its metadata's ``postprocess.outputs``)
+NMS_OUTPUTS = ("num_detections", "boxes", "scores", "classes")
+
+
+def baked_postprocess(meta: dict[str, Any], where: str = "artifact") -> dict[str, Any] | None:
+    """The thresholds a graph with decoding and NMS inside was exported with, checked (the
+    metadata is untrusted), or None for a plain graph whose raw output zoo decodes."""
+    block = meta.get("postprocess")
+    if block is None:
+        return None
+    fine = isinstance(block, dict) and block.get("kind") == "yolo-nms" and all(
+        isinstance(block.get(k), (int, float)) and not isinstance(block.get(k), bool) and 0 <= block[k] <= 1
+        for k in ("conf", "iou")) and isinstance(block.get("agnostic"), bool) and isinstance(block.get("max_det"), int) \
+        and not isinstance(block.get("max_det"), bool) and 1 <= block["max_det"] <= 100_000
+    if not fine:
+        raise ZooError(f"{where}: artifact metadata postprocess must be {{kind: yolo-nms, conf and iou in [0, 1], "
+                       "agnostic: true/false, max_det: 1..100000}")
+    return block
+
+
+def read_nms_outputs(outputs: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """A graph's padded ``num_detections``, ``boxes``, ``scores``, ``classes`` -> per image the
+    ``boxes`` (network-input pixels), ``scores`` and ``classes`` that ``decode`` gives."""
+    out = []
+    for n, boxes, scores, classes in zip(*(outputs[name] for name in NMS_OUTPUTS)):
+        k = min(max(int(np.asarray(n).reshape(-1)[0]), 0), len(scores))
+        out.append({"boxes": np.asarray(boxes[:k], np.float64).reshape(-1, 4),
+                    "scores": np.asarray(scores[:k], np.float64), "classes": np.asarray(classes[:k], np.int64)})
+    return out
+
+
+def _baked_thresholds(baked: dict[str, Any], model: str, conf: float, iou_threshold: float, agnostic: bool) -> None:
+    """Options the graph can honour: a score threshold at or above the baked one (applied to its
+    outputs, which equals a higher threshold inside: suppression only removes a box in favour
+    of a better one); the baked IoU threshold and kind of suppression only."""
+    plain = f"use the plain export (`zoo export {model}`), which zoo decodes with any thresholds"
+    if conf < float(baked["conf"]) - 1e-9:
+        raise ZooError(f"--conf {conf:g} is below the {float(baked['conf']):g} baked into this graph's NMS; {plain}")
+    if abs(iou_threshold - float(baked["iou"])) > 1e-9:
+        raise ZooError(f"--iou {iou_threshold:g}: this graph's NMS is baked at IoU {float(baked['iou']):g}; {plain}")
+    if agnostic and not baked["agnostic"]:
+        raise ZooError(f"--agnostic: this graph suppresses per class; export it with --format onnx-nms-agnostic "
+                       f"for one box per object, or {plain}")
+
+
 # -- the task ----------------------------------------------------------------------------------
 class ObjectDetection(Task):
     name = "object-detection"
@@ -202,6 +336,8 @@ class ObjectDetection(Task):
     primary_metric = "map50"
     #: thresholds for the metric: low confidence so that the whole precision/recall curve counts
     metric_conf, metric_iou = 0.001, 0.6
+    #: the score threshold of ``zoo val``'s per-class precision and recall (``zoo run``'s default)
+    report_conf = 0.25
 
     def encode_inputs(self, raw: Sequence[np.ndarray], meta: dict[str, Any]) -> np.ndarray:
         size = int(meta["config"]["input_size"])
@@ -225,6 +361,38 @@ class ObjectDetection(Task):
         detections = decode(outputs, config, self.metric_conf, self.metric_iou)
         return average_precision(detections, truths_from_targets(targets), int(config["num_classes"]))
 
+    def runtime_outputs(self, artifact, raw, targets, meta, batch_size: int = 64) -> np.ndarray:
+        if baked_postprocess(meta, str(artifact.path)) is not None:
+            raise ZooError(f"{artifact.path}: zoo val scores the whole precision/recall curve, which the score "
+                           f"threshold baked into this graph's NMS cuts; val the plain export (`zoo export "
+                           f"{artifact.model}`, then `zoo val {artifact.model}`)")
+        return super().runtime_outputs(artifact, raw, targets, meta, batch_size)
+
+    def val_report(self, artifact, raw, targets, outputs, encoded, options) -> dict[str, Any]:
+        """Per class with ground truth: AP at IoU 0.5 (``ap50``; their mean is ``map50``) and over
+        0.5:0.95 (``ap``), with precision and recall at ``zoo run``'s default threshold
+        (score >= 0.25, IoU 0.5) and the number of true boxes (``support``); with
+        ``options["plot"]`` the precision-recall curves as a PNG."""
+        meta = artifact.meta
+        config = meta["config"]
+        labels = list(meta.get("labels") or [])
+        detections = decode(outputs, config, self.metric_conf, self.metric_iou)
+        curves = class_curves(detections, truths_from_targets(encoded), int(config["num_classes"]))
+        per_class = {}
+        for c, curve in curves.items():
+            ap = curve.ap()
+            confident = curve.scores >= self.report_conf
+            tp = int(curve.hits[0][confident].sum())
+            per_class[labels[c] if c < len(labels) else str(c)] = {
+                "ap50": float(ap[0]), "ap": float(ap.mean()),
+                "precision": tp / int(confident.sum()) if confident.any() else 0.0,
+                "recall": tp / curve.truths, "support": curve.truths}
+        report: dict[str, Any] = {"per_class": per_class}
+        if options.get("plot"):
+            map50 = float(np.mean([row["ap50"] for row in per_class.values()])) if per_class else 0.0
+            report["plot"] = str(draw_pr_curves(curves, labels, options["plot"], map50))
+        return report
+
     def relabel(self, targets: Any, index: np.ndarray) -> Any:
         """Each image's ``(k, 5)`` rows ``class, x1, y1, x2, y2`` with the classes renumbered."""
         out = []
@@ -244,8 +412,22 @@ class ObjectDetection(Task):
             raise ZooError(f"--conf and --iou must lie in [0, 1] (got {conf}, {iou_threshold})")
         paths = collect_images(inputs)
         targets = SaveTargets(paths, options.get("save"), options.get("save_dir"))
+        agnostic = bool(options.get("agnostic"))
+        baked = baked_postprocess(meta, str(artifact.path))
+        if baked is not None:
+            _baked_thresholds(baked, artifact.model, conf, iou_threshold, agnostic)
         session = artifact.session()
         input_name = session.get_inputs()[0].name
+        if baked is not None and [o.name for o in session.get_outputs()] != list(NMS_OUTPUTS):
+            raise ZooError(f"{artifact.path}: its metadata says decoding and NMS are inside, but the graph's outputs "
+                           f"are {[o.name for o in session.get_outputs()]}, not {list(NMS_OUTPUTS)}")
+
+        def detect(x: np.ndarray) -> list[dict[str, np.ndarray]]:
+            if baked is None:
+                return decode(session.run(None, {input_name: x})[0], config, conf, iou_threshold, agnostic=agnostic)
+            found = read_nms_outputs(dict(zip(NMS_OUTPUTS, session.run(list(NMS_OUTPUTS), {input_name: x}))))
+            return [{key: value[f["scores"] >= conf] for key, value in f.items()} for f in found]
+
         batch = max(1, int(options.get("batch_size") or 8))
         results = []
         for start in range(0, len(paths), batch):
@@ -257,10 +439,8 @@ class ObjectDetection(Task):
                 sizes.append(img.size)
                 encoded.append(letterbox(to_array(img), size))
                 del img
-            raw = session.run(None, {input_name: np.stack([e[0] for e in encoded])})[0]
             for path, (width, height), (_, box), found in zip(chunk, sizes, encoded,
-                                                             decode(raw, config, conf, iou_threshold,
-                                                                    agnostic=bool(options.get("agnostic")))):
+                                                             detect(np.stack([e[0] for e in encoded]))):
                 pixels = box.to_image(found["boxes"])
                 inside = (pixels[:, 2] > pixels[:, 0]) & (pixels[:, 3] > pixels[:, 1])  # not all in the padding
                 detections = [{"class": int(c), "label": labels[c] if c < len(labels) else str(c),
