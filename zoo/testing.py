@@ -10,7 +10,9 @@
 
 ``check_model`` builds the module, checks the declared parameter count (default config only),
 runs a forward pass, exports through the same exporter ``zoo export`` uses and checks parity
-against PyTorch. ``check_dataset`` loads a dataset and checks its splits; ``check_task`` drives a
+against PyTorch. ``check_plugin_specs`` also checks the weights a model declares it ships
+(``ModelSpec.weights``) against their sha256, and ``check_shipped_weights`` loads them into the
+built module. ``check_dataset`` loads a dataset and checks its splits; ``check_task`` drives a
 task through a model of it: encode, metric (with its primary metric), the same metric through an
 exported artifact, ``run`` and ``format``, and a torch-free import. Every failure is an
 AssertionError saying what is wrong.
@@ -26,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from zoo.contracts import export_graphs, hook
+from zoo.errors import ZooError
 from zoo.registry import load_registry
 from zoo.specs import load_object
 
@@ -44,10 +48,42 @@ def check_plugin_specs(plugin: str) -> None:
         assert callable(load_object(spec.builder)), f"{name}: builder {spec.builder} is not callable"
         if spec.dataset:
             assert spec.dataset in reg.datasets, f"{name}: dataset {spec.dataset!r} is not provided by any plugin"
+        if spec.weights:
+            _shipped(name)
     for name in info.provides.get("dataset", []):
         assert callable(load_object(reg.datasets[name].loader)), f"dataset {name}: loader is not callable"
     for name in info.provides.get("task", []):
         reg.tasks[name].load()
+
+
+def _shipped(name: str):
+    from zoo import store
+
+    entry = next((e for e in store.model_entries(name) if e.shipped), None)
+    assert entry is not None, f"{name}: its shipped weights are not found"
+    assert not entry.broken, f"{name}: {entry.broken}"
+    try:
+        entry.verify()
+    except ZooError as exc:
+        raise AssertionError(f"{name}: {exc}") from exc
+    return entry
+
+
+def check_shipped_weights(name: str):
+    """The weights ``name`` ships (``ModelSpec.weights``) are found, match their sha256, and load
+    strictly (every key, shape and dtype) into the module built with their manifest's config.
+    Returns the loaded module, in eval mode."""
+    from zoo.engine import load_weights
+
+    spec = load_registry().model(name)
+    assert spec.weights, f"{name}: the spec declares no shipped weights (ModelSpec.weights)"
+    entry = _shipped(spec.name)
+    module = spec.build(entry.manifest.get("config"))
+    try:
+        load_weights(module, entry.file)
+    except (ZooError, RuntimeError) as exc:
+        raise AssertionError(f"{name}: its shipped weights do not load into the module: {exc}") from exc
+    return module.eval()
 
 
 def count_parameters(module) -> int:
@@ -60,7 +96,7 @@ def check_model(name: str, tmp_path: str | Path, config: dict[str, Any] | None =
     and the artifact's metadata for further assertions."""
     import torch
 
-    from zoo.exporters.onnx import export, image_graph
+    from zoo.exporters.onnx import export
     from zoo.runtime.artifact import open_artifact
 
     reg = load_registry()
@@ -69,12 +105,10 @@ def check_model(name: str, tmp_path: str | Path, config: dict[str, Any] | None =
         declared = count_parameters(spec.build())
         assert declared == spec.params, f"{name}: spec declares {spec.params:,} parameters, module has {declared:,}"
     module = spec.build(config).eval()
-    if hasattr(module, "export_graphs"):
-        graphs = module.export_graphs(None)
-    else:
-        shape = tuple(getattr(module, "input_shape", None) or spec.input_shape)
-        assert shape, f"{name}: spec has no input_shape and the module defines no export_graphs()"
-        graphs = [image_graph(module, shape, None)]
+    try:
+        graphs = export_graphs(spec, module, None)
+    except ZooError as exc:
+        raise AssertionError(f"{name}: {exc}") from exc
     for graph in graphs:
         with torch.no_grad():
             out = graph.module(*graph.inputs(2, 0))
@@ -157,7 +191,7 @@ def check_task(task: str, model: str, tmp_path: str | Path, config: dict[str, An
 
     from zoo.exporters.onnx import export
 
-    if not hasattr(module, "export_graphs"):
+    if hook(module, "export_graphs") is None:
         module.input_shape = tuple(x.shape[1:])  # the encoded samples' shape, whatever the config
     out = Path(tmp_path) / f"{spec.name}.onnx"
     export(spec, module, out, meta={"task": task, "model": spec.name, "family": spec.family,
