@@ -66,4 +66,22 @@ def test_the_plugins_own_tests_pass_with_the_conformance_kit(site):
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
                             capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(site)), timeout=600)
     assert result.returncode == 0, result.stdout[-2000:]
-    assert "3 passed" in result.stdout
+    assert "4 passed" in result.stdout
+
+
+def test_the_plugins_shipped_weights_export_and_run_with_no_training(zoo, env, site):
+    listed = zoo("weights", "list", "softmax-regression", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    (entry,) = json.loads(listed.stdout)
+    assert entry["tag"] == "shipped" and entry["active"] and entry["where"] == "shipped" and not entry["broken"]
+    assert entry["path"].startswith(str(site / "zoo_shallow" / "weights" / "softmax-regression"))
+    assert entry["metrics"]["test_accuracy"] > 0.85
+    exported = zoo("export", "softmax-regression", env=env)
+    assert exported.returncode == 0 and "onnx.checker: ok" in exported.stdout, exported.stderr
+    ran = zoo("run", "softmax-regression", SAMPLES / "digit3.png", "--json", env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["results"][0]["top"][0]["label"] == "3"
+    verified = zoo("weights", "verify", "softmax-regression", env=env)
+    assert verified.returncode == 0 and "softmax-regression@shipped" in verified.stdout, verified.stderr
+    removed = zoo("weights", "remove", "softmax-regression@shipped", env=env)
+    assert removed.returncode != 0 and "plugin 'shallow' (distribution zoo-shallow) and read-only" in removed.stderr
