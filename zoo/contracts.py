@@ -13,6 +13,7 @@ This module imports neither torch nor numpy at run time: the types are for reade
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from zoo.errors import ZooError
@@ -87,6 +88,29 @@ def hook(module: Any, name: str) -> Callable[..., Any] | None:
         raise ZooError(f"{type(module).__name__}.{name} is a zoo module hook and must be a method, "
                        f"not a {type(value).__name__} (see zoo.contracts.ZooModule)")
     return value
+
+
+def signature_problems(module: Any) -> list[str]:
+    """Each hook ``module`` defines whose parameters cannot take the arguments zoo passes (the
+    ones :class:`ZooModule` declares, positionally); empty when all fit."""
+    problems = []
+    for name in sorted(HOOKS - _ATTRIBUTES):
+        fn = hook(module, name)
+        if fn is None:
+            continue
+        declared = list(inspect.signature(getattr(ZooModule, name)).parameters)[1:]  # less self
+        wanted = len(declared)
+        try:
+            params = list(inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError):
+            continue  # a builtin or C callable: nothing to read
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        required = [p for p in positional if p.default is p.empty]
+        varargs = any(p.kind is p.VAR_POSITIONAL for p in params)
+        if len(required) > wanted or len(positional) < wanted and not varargs:
+            problems.append(f"{type(module).__name__}.{name}({', '.join(p.name for p in params)}) cannot be "
+                            f"called as {name}({', '.join(declared)})")
+    return problems
 
 
 def input_shape(spec: ModelSpec, module: Any) -> tuple[int, ...]:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.contracts import export_graphs, hook
+from zoo.contracts import export_graphs, hook, signature_problems
 from zoo.errors import ZooError
 from zoo.registry import load_registry
 from zoo.specs import load_object
@@ -105,6 +105,8 @@ def check_model(name: str, tmp_path: str | Path, config: dict[str, Any] | None =
         declared = count_parameters(spec.build())
         assert declared == spec.params, f"{name}: spec declares {spec.params:,} parameters, module has {declared:,}"
     module = spec.build(config).eval()
+    problems = signature_problems(module)
+    assert not problems, f"{name}: hooks that do not fit zoo.contracts.ZooModule: {'; '.join(problems)}"
     try:
         graphs = export_graphs(spec, module, None)
     except ZooError as exc:
