@@ -256,6 +256,10 @@ def test_char_rnn_sampling_cut_off_has_its_own_name(env):
     assert many.stdout != greedy.stdout
 
 
+def test_the_sampling_cut_off_is_range_checked(env):
+    assert_one_line_error(run_zoo("run", "char-rnn", "--sample-top-k", "-1", env=env), "--sample-top-k")
+
+
 def test_the_api_names_the_new_option_too(charrnn):
     with pytest.raises(ZooError, match="top_k: not an option of text-generation \\(did you mean sample_top_k\\?"):
         charrnn(prime="The ", top_k=5)

@@ -176,8 +176,9 @@ class Model:
         unknown = sorted(set(given) - set(known))
         if unknown:
             near = similar_options(unknown, known)
+            hint = f"did you mean {near}? " if near else ""
             raise ZooError(f"{', '.join(unknown)}: not an option of {self.task} "
-                           f"({f'did you mean {near}? ' if near else ''}its options: {', '.join(sorted(known)) or 'none'})")
+                           f"({hint}its options: {', '.join(sorted(known)) or 'none'})")
         merged = {key: opt.default for key, opt in known.items()}
         merged.update({k: v for k, v in given.items() if v is not None})
         return merged

@@ -663,7 +663,8 @@ def weights_verify(names: tuple[str, ...], as_json: bool) -> None:
                 click.echo(f"ok      {r['ref']} ({r['where']}) {r['path']}" if r["ok"] else
                            f"FAILED  {r['ref']} ({r['where']}): {r['error']}")
             else:
-                click.echo(f"ok      artifact {r['path']}" if r["ok"] else f"FAILED  artifact {r['path']}: {r['error']}")
+                click.echo(f"ok      artifact {r['path']}" if r["ok"] else
+                           f"FAILED  artifact {r['path']}: {r['error']}")
     bad = sum(not r["ok"] for r in rows if r["kind"] == "weights")
     bad_artifacts = sum(not r["ok"] for r in rows if r["kind"] == "artifact")
     if bad or bad_artifacts:
