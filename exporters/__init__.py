@@ -32,4 +32,10 @@ def zoo_exporters() -> list[ExporterSpec]:
             export="zoo.exporters.nms:export_agnostic",
             suffix="-nms-agnostic.onnx",
         ),
+        ExporterSpec(
+            name="triton-nms",
+            summary="detectors: a Triton model repository entry NAME-nms serving the onnx-nms graph (boxes out)",
+            export="zoo.exporters.triton:export_nms",
+            suffix="",
+        ),
     ]
