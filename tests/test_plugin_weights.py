@@ -189,4 +189,4 @@ def test_the_known_train_defaults_keys_are_what_the_engine_and_bench_read():
 
     assert set(TRAIN_DEFAULTS) == set(TrainOptions._DEFAULTS) | {"bench_batches"}
     assert SPEC_OPTIMIZERS == OPTIMIZERS
-    assert not load_registry().errors()  # every built-in's train_defaults pass
+    assert not [e for e in load_registry().errors() if "train_defaults" in e]  # every installed model's pass
