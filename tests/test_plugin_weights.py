@@ -164,7 +164,7 @@ def test_an_unknown_train_defaults_key_is_refused_naming_the_plugin_and_the_know
     make_package_plugin(fresh, fields='train_defaults={"epoch": 3}', with_weights=False)
     reg = load_registry()
     (error,) = reg.errors()
-    assert error.startswith("ship: ") and "unknown train_defaults key(s) epoch" in error
+    assert error.startswith("ship: ") and "unknown train_defaults key(s) epoch (did you mean epochs?)" in error
     assert "known: " + ", ".join(TRAIN_DEFAULTS) in error and "shipnet" not in reg.models
     with pytest.raises(PluginError, match="plugin 'ship'.*unknown train_defaults key"):
         load_registry(strict=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import re
 from dataclasses import dataclass, field
@@ -108,7 +109,9 @@ class ModelSpec:
             raise ValueError(f"model {self.name!r}: train_defaults must be a dict")
         unknown = sorted(str(k) for k in self.train_defaults if k not in TRAIN_DEFAULTS)
         if unknown:
-            raise ValueError(f"model {self.name!r}: unknown train_defaults key(s) {', '.join(unknown)}; "
+            close = [m for k in unknown for m in difflib.get_close_matches(k, TRAIN_DEFAULTS, n=1)]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ValueError(f"model {self.name!r}: unknown train_defaults key(s) {', '.join(unknown)}{hint}; "
                              f"known: {', '.join(TRAIN_DEFAULTS)}")
         for key, value in self.train_defaults.items():
             what, check = TRAIN_DEFAULTS[key]
