@@ -335,7 +335,9 @@ class GloVe:
     """W, W~ and the biases b, b~ with AdaGrad written out as in the paper's code: per entry
     (i, j), with d = w_i . w~_j + b_i + b~_j - log X_ij, the gradients are f(X_ij) d w~_j,
     f(X_ij) d w_i and f(X_ij) d, and each parameter moves by -lr g / sqrt(G) where G (from 1)
-    accumulates its squared gradients. A mini-batch of shuffled entries is applied at once with
+    accumulates the squared steps (lr g)^2, as glove.c accumulates them (the learning rate inside
+    the square: accumulating g^2 alone shrinks the steps 1/lr^2 times faster and leaves the
+    vectors near their random start while the biases fit log X). A mini-batch of shuffled entries is applied at once with
     ``index_add_``; rows it updates more than MAX_REPEATS times are damped as in word2vec."""
 
     def __init__(self, vocab: int, dim: int, seed: int):
@@ -359,8 +361,9 @@ class GloVe:
                 (i, damp_i, fdiff, self.b, self.g_b),
                 (j, damp_j, fdiff, self.b_tilde, self.g_b_tilde)):
             scale = damp if grad.dim() == 1 else damp[:, None]
-            param.index_add_(0, rows, -lr * scale * grad / torch.sqrt(acc[rows]))
-            acc.index_add_(0, rows, scale * grad * grad)
+            step = lr * grad
+            param.index_add_(0, rows, -scale * step / torch.sqrt(acc[rows]))
+            acc.index_add_(0, rows, scale * step * step)
         return loss
 
     def vectors(self) -> torch.Tensor:

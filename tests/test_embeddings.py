@@ -164,6 +164,27 @@ def test_glove_weighting_function():
                                [0.01 ** 0.75, 0.5 ** 0.75, 1.0, 1.0])
 
 
+def test_glove_step_is_glove_c_adagrad():
+    """One co-occurrence entry, checked against glove.c's update written out: the step is
+    lr * f * diff * partner / sqrt(G) and G (from 1) gains the square of that step before the
+    square root, the learning rate inside (accumulating the bare gradient froze the vectors)."""
+    import torch
+
+    from zoo.plugins.embeddings_model import GloVe
+
+    model = GloVe(vocab=3, dim=2, seed=0)
+    w0, wt1, b0, bt1 = model.w[0].clone(), model.w_tilde[1].clone(), float(model.b[0]), float(model.b_tilde[1])
+    log_x, f, lr = 0.7, 0.3, 0.05
+    diff = float(w0 @ wt1) + b0 + bt1 - log_x
+    model.step(torch.tensor([0]), torch.tensor([1]), torch.tensor([log_x]), torch.tensor([f]), lr)
+    step_w, step_b = lr * f * diff * wt1, lr * f * diff
+    np.testing.assert_allclose(model.w[0].numpy(), (w0 - step_w).numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(model.g_w[0].numpy(), (1 + step_w ** 2).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(model.w_tilde[1].numpy(), (wt1 - lr * f * diff * w0).numpy(), rtol=1e-5, atol=1e-7)
+    assert abs(float(model.b[0]) - (b0 - step_b)) < 1e-6 and abs(float(model.g_b[0]) - (1 + step_b ** 2)) < 1e-6
+    assert torch.equal(model.w[2], GloVe(vocab=3, dim=2, seed=0).w[2])  # rows without the entry stay put
+
+
 # -- debiasing ------------------------------------------------------------------------------------------------
 def _gendered_vectors(seed: int = 0):
     """Unit vectors with an explicit gender axis (dimension 0): each definitional pair differs
