@@ -236,12 +236,22 @@ def compare(graph: list[dict[str, np.ndarray]], reference: list[dict[str, np.nda
 
 
 def synthetic_predictions(config: dict[str, Any], batch: int, seed: int, rows: int) -> np.ndarray:
-    """Raw outputs with many confident, overlapping boxes, fewer in each image of the batch (the
-    first fills ``max_det``, the last holds a handful), so that suppression has work to do."""
+    """Raw outputs shaped like a detector's: objects as blocks of neighbouring rows (the anchors
+    of two or three cells side by side) that are confident and favour one class, so that boxes
+    of a class overlap and suppression has work to do, within classes and across them; fewer
+    objects in each image of the batch (the first fills ``max_det``, the last holds a few)."""
     rng = np.random.default_rng(seed)
-    x = rng.normal(0, 1, (batch, rows, 5 + int(config["num_classes"]))).astype(np.float32)
-    x[..., 4] = rng.normal(0, 2.5, (batch, rows)) - 3 - 1.5 * np.arange(batch)[:, None]
-    x[..., 5:] *= 3
+    classes = int(config["num_classes"])
+    x = rng.normal(0, 1, (batch, rows, 5 + classes)).astype(np.float32)
+    block = np.arange(rows) // 6
+    share = (0.2 * 0.4 ** np.arange(batch))[:, None]
+    objects = (rng.random((batch, block[-1] + 1)) < share)[:, block]
+    x[..., 4] = np.where(objects, rng.normal(1.5, 1.5, (batch, rows)), rng.normal(-6, 1.5, (batch, rows)))
+    # an object's boxes are larger than their anchors, so that those of neighbouring cells overlap
+    x[..., 2:4] = np.where(objects[..., None], rng.normal(1.2, 0.4, (batch, rows, 2)), x[..., 2:4])
+    x[..., 5:] *= 2
+    favoured = rng.integers(0, classes, (batch, block[-1] + 1))[:, block]
+    np.put_along_axis(x[..., 5:], favoured[..., None], 5.0 + rng.normal(0, 1, (batch, rows, 1)), -1)
     return x
 
 

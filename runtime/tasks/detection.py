@@ -260,12 +260,12 @@ def draw_pr_curves(curves: dict[int, ClassCurve], labels: Sequence[str], path, m
     for c, curve in curves.items():
         name = labels[c] if c < len(labels) else str(c)
         axes.plot(RECALL_POINTS, curve.envelope(), linewidth=1, color=None if named else "0.75",
-                  label=f"{name} {curve.ap()[0]:.3f}" if named else None)
+                  label=f"{name}: AP {curve.ap()[0]:.3f}" if named else None)
     if curves:
         axes.plot(RECALL_POINTS, np.mean([c.envelope() for c in curves.values()], 0), color="black", linewidth=2.5,
-                  label=f"all classes {map50:.3f} mAP@0.5")
+                  label=f"all classes: mAP@0.5 {map50:.3f}")
     axes.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
-             title="precision-recall at IoU 0.5 (AP in the legend)")
+             title="precision-recall at IoU 0.5 (precision envelope, as AP averages it)")
     axes.grid(alpha=0.3)
     axes.legend(loc="lower left", fontsize=7, ncol=2 if len(curves) > 10 else 1)
     figure.tight_layout()
