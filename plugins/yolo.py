@@ -3,7 +3,8 @@ into an S x S grid; each cell predicts B boxes, one per anchor box, each as ``(t
 p_c, c_1..c_C)`` with the centre relative to the cell (sigmoid) and the size relative to the
 anchor (exp). Anchors are YOLOv2's dimension clusters (k-means with 1 - IoU, computed by the
 dataset loader); decoding, score threshold and per-class non-max suppression live once, in numpy,
-in ``zoo.runtime.tasks.detection``. Darknet orders the vector ``t_x, t_y, t_w, t_h, p_c, c...``
+in ``zoo.runtime.tasks.detection``. ``zoo export yolo --format onnx-nms`` also writes them into
+the graph (ONNX ``NonMaxSuppression``, ``zoo.exporters.nms``) for users without zoo. Darknet orders the vector ``t_x, t_y, t_w, t_h, p_c, c...``
 (the seed writes ``p_c`` first); we keep Darknet's order so its weights load unchanged.
 
 The network is YOLOv3-tiny's layer table (``cfg/yolov3-tiny.cfg``), two heads at strides 32
@@ -436,11 +437,13 @@ def zoo_tasks() -> list[TaskSpec]:
     return [
         TaskSpec(
             name="object-detection",
-            summary="boxes with labels and scores: YOLO grid decoding, score threshold, per-class NMS",
+            summary="boxes with labels and scores: YOLO grid decoding, score threshold, per-class NMS "
+                    "(or read from a graph with NMS inside, `zoo export --format onnx-nms`)",
             impl="zoo.runtime.tasks.detection:ObjectDetection",
             options=(
-                TaskOption("conf", "float", 0.25, "keep detections scoring at least this (p_c x class probability)"),
-                TaskOption("iou", "float", 0.45, "non-max suppression IoU threshold"),
+                TaskOption("conf", "float", 0.25, "keep detections scoring at least this (p_c x class probability); "
+                           "an onnx-nms graph takes its baked value or higher"),
+                TaskOption("iou", "float", 0.45, "non-max suppression IoU threshold (an onnx-nms graph: its baked one)"),
                 TaskOption("agnostic", "flag", False, "non-max suppression across classes: one box per object"),
                 TaskOption("save", "path", None, "draw the boxes on the image and save it here (one input)"),
                 TaskOption("save-dir", "path", None, "draw the boxes and save one image per input in this folder"),
