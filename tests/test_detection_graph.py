@@ -322,3 +322,14 @@ def test_drawn_picture_shows_each_label_in_its_place(tmp_path):
 
         fill = np.all(patch == _colour(det["class"]), 1).mean()
         assert 0.4 < fill < 1.0, (det["label"], fill)  # the label's colour, with text written on it
+
+
+def test_zoo_export_yolo_format_onnx_nms_writes_its_own_file_beside_the_plain_export(tmp_path, zoo):
+    home = tmp_path / "home"
+    result = zoo("export", "yolo", "--format", "onnx-nms", env={"ZOO_HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    written = home / "exports" / "yolov3-tiny-nms.onnx"
+    assert f"wrote {written}" in result.stdout and "NMS per class" in result.stdout
+    assert "parity nms (synthetic outputs) batch 4: same detections" in result.stdout
+    assert not (home / "exports" / "yolov3-tiny.onnx").exists()  # `zoo run yolo` still means the plain export
+    assert [p.name for p in (home / "exports").iterdir()] == ["yolov3-tiny-nms.onnx"]  # nothing staged left
