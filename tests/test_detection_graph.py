@@ -333,3 +333,13 @@ def test_zoo_export_yolo_format_onnx_nms_writes_its_own_file_beside_the_plain_ex
     assert "parity nms (synthetic outputs) batch 4: same detections" in result.stdout
     assert not (home / "exports" / "yolov3-tiny.onnx").exists()  # `zoo run yolo` still means the plain export
     assert [p.name for p in (home / "exports").iterdir()] == ["yolov3-tiny-nms.onnx"]  # nothing staged left
+
+
+def test_padding_rows_are_never_read_as_detections():
+    """A graph whose num_detections overstates its rows: the -1 padding is not class -1 (the last label)."""
+    outputs = {"num_detections": np.array([[3]]), "boxes": np.ones((1, 4, 4), np.float32),
+               "scores": np.array([[0.9, 0.8, 0, 0]], np.float32), "classes": np.array([[2, 5, -1, -1]])}
+    (found,) = read_nms_outputs(outputs)
+    assert found["classes"].tolist() == [2, 5] and found["scores"].tolist() == pytest.approx([0.9, 0.8])
+    outputs["num_detections"] = np.array([[-7]])
+    assert len(read_nms_outputs(outputs)[0]["scores"]) == 0

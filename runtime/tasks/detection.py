@@ -310,8 +310,10 @@ def read_nms_outputs(outputs: dict[str, np.ndarray]) -> list[dict[str, np.ndarra
     out = []
     for n, boxes, scores, classes in zip(*(outputs[name] for name in NMS_OUTPUTS)):
         k = min(max(int(np.asarray(n).reshape(-1)[0]), 0), len(scores))
-        out.append({"boxes": np.asarray(boxes[:k], np.float64).reshape(-1, 4),
-                    "scores": np.asarray(scores[:k], np.float64), "classes": np.asarray(classes[:k], np.int64)})
+        real = np.asarray(classes[:k], np.int64) >= 0  # padding (-1), whatever a graph claims it counted
+        out.append({"boxes": np.asarray(boxes[:k], np.float64).reshape(-1, 4)[real],
+                    "scores": np.asarray(scores[:k], np.float64)[real],
+                    "classes": np.asarray(classes[:k], np.int64)[real]})
     return out
 
 
