@@ -343,3 +343,14 @@ def test_padding_rows_are_never_read_as_detections():
     assert found["classes"].tolist() == [2, 5] and found["scores"].tolist() == pytest.approx([0.9, 0.8])
     outputs["num_detections"] = np.array([[-7]])
     assert len(read_nms_outputs(outputs)[0]["scores"]) == 0
+
+
+def test_pr_plot_without_matplotlib_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    from zoo.runtime.tasks.detection import draw_pr_curves
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails as if not installed
+    with pytest.raises(ZooError, match=r"pip install 'zoo\[train\]'"):
+        draw_pr_curves({}, [], tmp_path / "pr.png", 0.0)
+    assert not (tmp_path / "pr.png").exists()
