@@ -38,7 +38,8 @@ def main() -> None:
     from gensim.models import Word2Vec
 
     from zoo.engine import TrainOptions, train
-    from zoo.plugins.embeddings_model import build_vocab, evaluate_vectors
+    from zoo.plugins.embeddings_model import build_vocab
+    from zoo.runtime.wordvec import evaluate_vectors
     from zoo.registry import registry
     from zoo.specs import load_object
 

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.runtime.wordvec import evaluate_vectors
 
 MAX_WORDS = 4_000_000  # largest vocabulary a vectors file may declare
 MAX_DIM = 4096
@@ -375,36 +376,6 @@ def glove_weight(x: np.ndarray, x_max: float, alpha: float) -> np.ndarray:
 
 
 # -- the trainer (ModelSpec.trainer) ------------------------------------------------------------------------
-def _eval_files() -> dict[str, Path]:
-    """The standard evaluation sets shipped with gensim (absent without gensim)."""
-    from zoo.plugins.corpus import gensim_test_file
-
-    files = {}
-    for key, name in (("ws353", "wordsim353.tsv"), ("simlex", "simlex999.txt"), ("analogy", "questions-words.txt")):
-        try:
-            files[key] = gensim_test_file(name)
-        except ZooError:
-            pass
-    return files
-
-
-def evaluate_vectors(words: list[str], vectors: np.ndarray, analogies: bool = True) -> dict[str, float]:
-    """WordSim-353 and SimLex-999 Spearman with coverage, Google analogy accuracy (30k words)."""
-    from zoo.runtime.wordvec import WordVectors, evaluate_analogies, evaluate_pairs
-
-    wv = WordVectors(words, vectors)
-    out: dict[str, float] = {}
-    for key, path in _eval_files().items():
-        if key == "analogy":
-            if analogies:
-                result = evaluate_analogies(wv, path, restrict_vocab=30_000)
-                out.update({"analogy_accuracy": result.accuracy, "analogy_coverage": result.coverage})
-        else:
-            pairs = evaluate_pairs(wv, path)
-            out.update({f"{key}_spearman": pairs.spearman, f"{key}_coverage": pairs.coverage})
-    return out
-
-
 def _log(message: str) -> None:
     print(message, file=sys.stderr)
 

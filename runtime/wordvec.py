@@ -362,3 +362,35 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     out = centred @ vt[:2].T
     return out if out.shape[1] == 2 else np.pad(out, ((0, 0), (0, 2 - out.shape[1])))
+
+
+# -- the standard evaluation sets, as one call --------------------------------------------------------------
+EVALUATION_SETS = (("ws353", "wordsim353.tsv"), ("simlex", "simlex999.txt"), ("analogy", "questions-words.txt"))
+
+
+def evaluation_files() -> dict[str, Path]:
+    """WordSim-353, SimLex-999 and Google's analogies as gensim ships them in its test data,
+    found without importing gensim; the sets absent from this installation are left out."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gensim")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    folder = Path(list(spec.submodule_search_locations)[0]) / "test" / "test_data"
+    return {key: folder / name for key, name in EVALUATION_SETS if (folder / name).is_file()}
+
+
+def evaluate_vectors(words: Sequence[str], vectors: np.ndarray, analogies: bool = True) -> dict[str, float]:
+    """Spearman rho with coverage on WordSim-353 and SimLex-999, Google analogy accuracy with
+    coverage within the 30k most frequent words: what training records and ``zoo val`` checks."""
+    wv = WordVectors(list(words), vectors)
+    out: dict[str, float] = {}
+    for key, path in evaluation_files().items():
+        if key == "analogy":
+            if analogies:
+                result = evaluate_analogies(wv, path, restrict_vocab=30_000)
+                out.update({"analogy_accuracy": result.accuracy, "analogy_coverage": result.coverage})
+        else:
+            pairs = evaluate_pairs(wv, path)
+            out.update({f"{key}_spearman": pairs.spearman, f"{key}_coverage": pairs.coverage})
+    return out

@@ -397,6 +397,10 @@ def val(target: str | Path, data: str | None = None, dataset: str | None = None,
     metrics = task.metric(outputs, encoded, meta)
     recorded = {key[len(split) + 1:]: value for key, value in (meta.get("metrics") or {}).items()
                 if own and key.startswith(f"{split}_")}
+    # weights stored in float16 were scored both ways when they were stored: what these stored
+    # weights give is the float16 figure
+    half = (meta.get("metrics") or {}).get("fp16_check") or {}
+    recorded.update({k: v["float16"] for k, v in half.items() if k in recorded and isinstance(v, dict)})
     report = task.val_report(model.artifact, raw, targets, outputs, encoded, options)
     return {"model": model.name, "artifact": str(model.artifact.path), "provider": model.provider,
             "dataset": name, "data": data, "split": split, "samples": len(raw), "metrics": metrics,

@@ -515,7 +515,7 @@ def run(target: str, inputs: tuple[str, ...], provider: str, as_json: bool, json
 @click.option("--split", type=click.Choice(["train", "dev", "test", "all"]),
               help="default: test for the model's own dataset, all of your --data")
 @click.option("--plot", type=click.Path(dir_okay=False), help="write a picture of the result here (classification: "
-              "the confusion matrix)")
+              "the confusion matrix; detection: precision-recall curves)")
 @click.option("--beam", type=click.IntRange(1, 64), help="translation: also decode with this beam width")
 @click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
@@ -533,7 +533,12 @@ def val(target: str, data: str | None, dataset: str | None, split: str | None, p
                f"{report['provider']}):")
     for key, value in report["metrics"].items():
         recorded = report["recorded"].get(key)
-        same = "" if recorded is None else f"   (manifest: {recorded:.4f}{', equal' if recorded == value else ''})"
+        if recorded is None:
+            same = ""
+        elif recorded == value:
+            same = f"   (manifest: {recorded:.4f}, equal)"
+        else:  # a loss or bpc summed in another order by onnxruntime than by torch differs in the last bits
+            same = f"   (manifest: {recorded:.4f}, differs by {value - recorded:+.2g})"
         click.echo(f"  {key}: {value:.4f}{same}")
     for key, value in report.items():
         if isinstance(value, float):
@@ -541,7 +546,8 @@ def val(target: str, data: str | None, dataset: str | None, split: str | None, p
         elif key.startswith("decoded") and isinstance(value, dict):
             click.echo(f"  {key}: " + ", ".join(f"{k} {v:.4f}" for k, v in value.items()))
     for label, row in (report.get("per_class") or {}).items():
-        click.echo(f"    {label:<14} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
+        ap = f"AP50 {row['ap50']:.3f}  AP {row['ap']:.3f}  " if "ap50" in row else ""
+        click.echo(f"    {label:<14} {ap}precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
                    f"support {row['support']}")
     if report.get("plot"):
         click.echo(f"  plot: {report['plot']}")

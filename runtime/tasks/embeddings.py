@@ -17,8 +17,8 @@ import numpy as np
 
 from zoo.errors import ZooError
 from zoo.runtime.tasks import Agreement, Task, top1_agreement
-from zoo.runtime.wordvec import (EQUALIZE_PAIRS, GENDER_PAIRS, WordVectors, bias_direction, equalize, neutralize,
-                                 parse_query, pca_2d)
+from zoo.runtime.wordvec import (EQUALIZE_PAIRS, GENDER_PAIRS, WordVectors, bias_direction, equalize,
+                                 evaluate_vectors, neutralize, parse_query, pca_2d)
 
 LOOKUP_CHUNK = 65_536
 DEBIAS_DEFAULT = ("receptionist", "engineer", "nurse", "doctor", "homemaker", "programmer", "babysitter",
@@ -116,6 +116,22 @@ class WordEmbeddingTask(Task):
 
     def encode_inputs(self, raw: Sequence[Any], meta: dict[str, Any]) -> np.ndarray:
         raise ZooError("word vectors are scored on similarity and analogy sets, not on corpus samples")
+
+    # ``zoo val``: the corpus split is not what word vectors are judged on; the artifact's own
+    # vectors go through the same evaluation sets as training's figures
+    def encode_targets(self, raw: Sequence[Any], targets: Any, meta: dict[str, Any]) -> np.ndarray:
+        return np.zeros(0)
+
+    def runtime_outputs(self, artifact, raw: Sequence[Any], targets: np.ndarray, meta: dict[str, Any],
+                        batch_size: int = 64) -> WordVectors:
+        return load_vectors(artifact)
+
+    def metric(self, outputs: WordVectors, targets: np.ndarray, meta: dict[str, Any]) -> dict[str, float]:
+        scores = evaluate_vectors(outputs.words, outputs.vectors)
+        if not scores:
+            raise ZooError("no evaluation sets found: WordSim-353, SimLex-999 and Google's analogies come with "
+                           "gensim's test data (pip install gensim)")
+        return scores
 
     def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
         k = int(10 if options.get("top_k") is None else options["top_k"])
