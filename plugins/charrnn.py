@@ -41,8 +41,8 @@ def zoo_models() -> list[ModelSpec]:
                             "dropout": 0.1},
             dataset="char-text",
             family_default=True,
-            train_defaults={"epochs": 6, "batch_size": 32, "optimizer": "adam", "lr": 3e-3, "lr_decay": 0.9,
-                            "patience": 3, "clip_grad": 5.0, "bench_batches": (1, 64)},
+            train_defaults={"epochs": 15, "batch_size": 32, "optimizer": "adam", "lr": 3e-3, "lr_decay": 0.9,
+                            "patience": 2, "clip_grad": 5.0, "bench_batches": (1, 64)},
         )
     ]
 
