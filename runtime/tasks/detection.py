@@ -446,7 +446,7 @@ class ObjectDetection(Task):
                 pixels = box.to_image(found["boxes"])
                 inside = (pixels[:, 2] > pixels[:, 0]) & (pixels[:, 3] > pixels[:, 1])  # not all in the padding
                 detections = [{"class": int(c), "label": labels[c] if c < len(labels) else str(c),
-                               "score": round(float(s), 4), "box": [round(float(v), 1) for v in b]}
+                               "score": float(s), "box": [float(v) for v in b]}
                               for b, s, c in zip(pixels[inside], found["scores"][inside], found["classes"][inside])]
                 result = {"input": str(path), "width": width, "height": height, "detections": detections}
                 target = targets.target(path)

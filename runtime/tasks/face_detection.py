@@ -27,8 +27,8 @@ BOX_COLOUR, POINT_COLOUR = (0, 220, 90), (255, 60, 60)
 
 
 def face_dict(face: Face) -> dict[str, Any]:
-    return {"box": [round(v, 1) for v in face.box], "score": round(face.score, 4),
-            "landmarks": [[round(x, 1), round(y, 1)] for x, y in face.landmarks]}
+    return {"box": [float(v) for v in face.box], "score": float(face.score),
+            "landmarks": [[float(x), float(y)] for x, y in face.landmarks]}
 
 
 def draw(image: Image.Image, faces: Sequence[Face]) -> Image.Image:

@@ -220,8 +220,8 @@ class FaceEmbedder:
 
             found = []
             for face in detect_faces(self._detector, image, min_face=self.min_face):
-                found.append({"box": [round(float(v), 1) for v in face.box], "score": round(float(face.score), 4),
-                              "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in face.landmarks],
+                found.append({"box": [float(v) for v in face.box], "score": float(face.score),
+                              "landmarks": [[float(x), float(y)] for x, y in face.landmarks],
                               "crop": crop_face(image, face.box, self.pre)})
         embeddings = self.embed([f.pop("crop") for f in found])
         for face, e in zip(found, embeddings):
@@ -319,7 +319,7 @@ class FaceEmbedding(Task):
                 raise ZooError(f"{path}: no face found to verify")
             embeddings.append(largest(faces)["embedding"])
         d = float(squared_distances(embeddings[0][None], embeddings[1][None])[0, 0])
-        return {"input": [str(p) for p in paths], "distance": round(d, 6), "same": bool(d <= tau),
+        return {"input": [str(p) for p in paths], "distance": d, "same": bool(d <= tau),
                 "threshold": tau}
 
     def format(self, result: dict[str, Any]) -> str:
