@@ -354,3 +354,11 @@ def test_pr_plot_without_matplotlib_says_what_to_install(tmp_path, monkeypatch):
     with pytest.raises(ZooError, match=r"pip install 'zoo\[train\]'"):
         draw_pr_curves({}, [], tmp_path / "pr.png", 0.0)
     assert not (tmp_path / "pr.png").exists()
+
+
+def test_export_nms_flag_is_the_onnx_nms_format(tmp_path, zoo):
+    from tests.conftest import assert_one_line_error
+
+    result = zoo("export", "lenet5", "--nms", env={"ZOO_HOME": str(tmp_path)})
+    assert_one_line_error(result, "the onnx-nms format is for object-detection models", "lenet5")
+    assert not (tmp_path / "exports").exists() or not list((tmp_path / "exports").iterdir())

@@ -302,6 +302,8 @@ def train(name: str, as_json: bool, **kw: Any) -> None:
 @click.argument("name", metavar="NAME[@TAG]")
 @click.option("--onnx", "fmt", flag_value="onnx", default=True, help="export to ONNX (the default)")
 @click.option("--format", "fmt", help="another export format provided by a plugin")
+@click.option("--nms", "fmt", flag_value="onnx-nms", help="detection: decoding and NonMaxSuppression inside the "
+              "graph, boxes out (the same as --format onnx-nms; onnx-nms-agnostic for one box per object)")
 @click.option("--out", type=click.Path(), help="output file or folder (default: the user store's exports)")
 @click.option("--opset", type=_int(1, 1000), help="ONNX opset (default 18)")
 @click.option("--data", type=click.Path(), help="data folder for the parity check's real samples")
