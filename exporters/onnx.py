@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -115,6 +116,13 @@ def _export_graph(graph: Graph, path: Path, opset: int, dynamo: bool = True) -> 
                           opset_version=opset, dynamo=dynamo, verbose=False, **extra)
 
 
+def progress(message: str) -> None:
+    """A line on a terminal's stderr as each export stage starts, so a long export is never
+    silent; stdout keeps the report (or the JSON), and a pipe or a log gets only those."""
+    if sys.stderr.isatty():
+        print(f"... {message}", file=sys.stderr, flush=True)
+
+
 def _export_checked(spec, graph: Graph, path: Path, opset: int, meta: dict[str, Any]) -> tuple[list[Parity], str]:
     """Export one graph, stamp it (full checker) and compare it with PyTorch; a traced graph that
     fails any of that is exported again with the torch.export-based exporter, whose result is
@@ -123,7 +131,9 @@ def _export_checked(spec, graph: Graph, path: Path, opset: int, meta: dict[str, 
     for way in ways:
         final = way == ways[-1]
         try:
+            progress(f"{spec.name}/{graph.name}: exporting with the {way} exporter")
             _export_graph(graph, path, opset, dynamo=way == "torch.export")
+            progress(f"{spec.name}/{graph.name}: onnx.checker, then parity against PyTorch")
             written = _stamp(path, meta)
         except ZooError:
             raise

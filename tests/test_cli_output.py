@@ -354,3 +354,13 @@ def test_train_and_bench_json(tmp_path):
 def test_list_sorts_names_naturally_and_matches_substrings():
     assert [r["name"] for r in zoo_api.list_models("resnet1")] == ["resnet18", "resnet101", "resnet152"]
     assert [r["name"] for r in zoo_api.list_models("net1")] == ["resnet18", "resnet101", "resnet152"]
+
+
+def test_export_stages_are_announced_on_a_terminal_only(tmp_path, monkeypatch, capsys):
+    from zoo.exporters import onnx as exporter
+
+    exporter.progress("lenet5/model: exporting")
+    assert capsys.readouterr().err == ""  # not a terminal: the report alone
+    monkeypatch.setattr(exporter.sys.stderr, "isatty", lambda: True)
+    exporter.progress("lenet5/model: exporting")
+    assert capsys.readouterr().err == "... lenet5/model: exporting\n"

@@ -116,6 +116,9 @@ def export_model(name: str, fmt: str = "onnx", out: str | None = None, opset: in
     model_name, tag = store.split_ref(name)
     spec = reg.model(model_name)
     exporter = reg.exporter(fmt)
+    from zoo.exporters.onnx import progress
+
+    progress(f"{name}: loading the weights and the dev samples for the parity check")
     module, manifest = load_trained(spec, random_weights, config, tag)
     samples, source = dev_samples(spec, manifest, data)
     meta = artifact_meta(spec, manifest)
