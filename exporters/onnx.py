@@ -107,13 +107,20 @@ def _export_graph(graph: Graph, path: Path, opset: int, dynamo: bool = True) -> 
     import torch
 
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    graph.module.eval()
     args = graph.inputs(2, 0)
     extra = {"external_data": False} if dynamo else {}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(graph.module, args, str(path), input_names=graph.input_names,
-                          output_names=graph.output_names, dynamic_axes=graph.dynamic_axes,
-                          opset_version=opset, dynamo=dynamo, verbose=False, **extra)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(graph.module, args, str(path), input_names=graph.input_names,
+                              output_names=graph.output_names, dynamic_axes=graph.dynamic_axes,
+                              opset_version=opset, dynamo=dynamo, verbose=False, **extra)
+    finally:
+        # the TorchScript exporter restores the mode the module had: a wrapper built for the
+        # graph starts in training mode, and restoring it would switch dropout on in the model
+        # it wraps, so PyTorch's side of the parity check would be noise
+        graph.module.eval()
 
 
 def progress(message: str) -> None:

@@ -294,12 +294,12 @@ class Seq2SeqAttention(nn.Module):
         return [
             Graph("encoder", _Encoder(self), lambda b, seed: (self.example_sources(b, seed, samples),),
                   ["source"], ["annotations", "keys", "mask", "state"],
-                  {n: batch for n in ("source", "annotations", "keys", "mask", "state")}, exporter="torch.export"),
+                  {n: batch for n in ("source", "annotations", "keys", "mask", "state")}),
             Graph("decoder_step", _DecoderStep(self), lambda b, seed: self.decoder_inputs(b, seed, samples),
                   ["token", "state", "annotations", "keys", "mask"], ["logits", "state_out", "alpha"],
                   {n: batch for n in ("token", "state", "annotations", "keys", "mask", "logits", "state_out",
-                                      "alpha")}, exporter="torch.export"),
-        ]  # traced (TorchScript) graphs of these fail parity, so they go straight to torch.export
+                                      "alpha")}),
+        ]
 
 
 class _Encoder(nn.Module):
