@@ -273,7 +273,7 @@ def test_triton_export_never_deletes_a_users_files(exported, tmp_path, monkeypat
     other = tmp_path / "repo2"
     export_model("lenet5", "triton", out=str(other))
     export_model("lenet5", "triton", out=str(other))  # its own entry is replaced
-    assert sorted(p.name for p in (other / "lenet5").iterdir()) == ["1", "config.pbtxt"]
+    assert sorted(p.name for p in (other / "lenet5").iterdir()) == ["1", "config.pbtxt", "labels.txt"]
     assert sorted(p.name for p in other.iterdir()) == ["lenet5"]
 
 
