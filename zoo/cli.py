@@ -170,6 +170,9 @@ def info(name: str, as_json: bool) -> None:
     else:
         state = "active" if entry.active else "not active"
         click.echo(f"  weights:       {entry.ref} ({state}, {entry.where}), {entry.file}")
+        trained_on = entry.manifest.get("dataset")
+        if trained_on and trained_on != spec.dataset:
+            click.echo(f"    trained on {trained_on} ({entry.manifest.get('data_source') or 'its own data'})")
         for key, value in entry.manifest.get("metrics", {}).items():
             click.echo(f"    {key}: {value:.4f}" if isinstance(value, float) else f"    {key}: {value}")
     if len(data["tags"]) > 1:

