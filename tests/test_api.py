@@ -179,3 +179,20 @@ def test_zoo_val_prints_the_figure_beside_the_manifests(home, zoo):
 def test_zoo_datasets_lists_each_with_its_task(zoo):
     rows = {r["name"]: r for r in json.loads(zoo("datasets", "--json").stdout)}
     assert rows["digits"]["task"] == "image-classification" and rows["dates"]["task"] == "translation"
+
+
+def test_an_input_of_a_kind_the_task_does_not_read_is_refused_by_name(lenet, tmp_path, monkeypatch):
+    from zoo.runtime.tasks.classification import ImageClassification
+    from zoo.runtime.tasks.text import Translation
+
+    assert ImageClassification.input_kinds == ("path", "pil", "array") and Translation.input_kinds == ("str",)
+    assert lenet(np.zeros((28, 28), np.uint8)).label in set("0123456789")  # arrays and PIL images are read
+    with pytest.raises(ZooError, match=r"input 1: lenet5 \(image-classification\) reads path, pil, array inputs, "
+                                       r"not int"):
+        lenet([DIGIT, 7])
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path))  # its export goes to a store of its own
+    dates = zoo_api.load("seq2seq-dates", provider="cpu")
+    with pytest.raises(ZooError, match=r"seq2seq-dates \(translation\) reads str inputs, not pil"):
+        dates(Image.open(DIGIT))
+    with pytest.raises(ZooError, match="reads str inputs, not array"):
+        dates(["10 juin 1994", np.zeros(3)])

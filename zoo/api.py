@@ -19,7 +19,7 @@ import os
 import time
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -191,6 +191,7 @@ class Model:
         merged = self.options(**options)
         inputs = list(self.expand(inputs, recursive)) if self.reads_images or recursive else \
             [str(x) if isinstance(x, Path) else x for x in inputs]
+        self.check_kinds(inputs)
         clock = _Clock()
         clock.start = time.perf_counter()
         raw = self._task.run(_TimedArtifact(self.artifact, clock), inputs, merged)
@@ -202,6 +203,26 @@ class Model:
             r["timings"] = dict(timings)
             results.append(result)
         return results
+
+    def input_kind(self, item: Any) -> str:
+        """``path``, ``pil``, ``array`` or ``str`` (the kinds a task declares), else the type's name."""
+        if isinstance(item, (str, Path)):
+            return "path" if self.reads_images else "str"
+        if type(item).__module__.split(".")[0] == "PIL" or type(item).__name__ == "ImageInput":
+            return "pil"
+        if type(item).__module__ == "numpy" and type(item).__name__ == "ndarray":
+            return "array"
+        return type(item).__name__
+
+    def check_kinds(self, inputs: Sequence[Any]) -> None:
+        """Refuse, before any work, an input of a kind the task does not read (an image for a
+        translator, a number for a classifier), naming it and what the task takes."""
+        accepted = tuple(getattr(self._task, "input_kinds", ()) or ())
+        for number, item in enumerate(inputs):
+            kind = self.input_kind(item)
+            if accepted and kind not in accepted:
+                raise ZooError(f"input {number}: {self.name} ({self.task}) reads {', '.join(accepted)} inputs, "
+                               f"not {kind}")
 
     def __call__(self, *inputs: Any, **options: Any) -> Result | list[Result]:
         """``m(x)`` for one input gives its result, as does ``m(prime="The ")`` for a task that

@@ -39,6 +39,10 @@ class Task:
     higher_is_better = True
     #: what the Python API wraps each of ``run``'s result dicts in (``zoo.runtime.results``)
     result_type: type = Result
+    #: the kinds of input ``run`` accepts, checked by the Python API before it calls ``run``:
+    #: ``path`` (a file name, str or Path), ``pil`` (a PIL image), ``array`` (a numpy array),
+    #: ``str`` (a text); by default all of them
+    input_kinds: tuple[str, ...] = ("path", "pil", "array", "str")
 
     def encode_inputs(self, raw: Sequence[Any], meta: dict[str, Any]) -> np.ndarray:
         """Raw samples (images as uint8 arrays, strings, ...) -> the network's input array."""

@@ -97,6 +97,7 @@ def top_k(probs: np.ndarray, k: int, labels: Sequence[str]) -> list[list[dict[st
 
 
 class ImageClassification(Task):
+    input_kinds = ("path", "pil", "array")
     name = "image-classification"
     result_type = ClassificationResult
     primary_metric = "accuracy"

@@ -333,6 +333,7 @@ def _baked_thresholds(baked: dict[str, Any], model: str, conf: float, iou_thresh
 
 # -- the task ----------------------------------------------------------------------------------
 class ObjectDetection(Task):
+    input_kinds = ("path", "pil", "array")
     name = "object-detection"
     result_type = DetectionResult
     primary_metric = "map50"

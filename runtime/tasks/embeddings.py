@@ -111,6 +111,7 @@ def save_plot(points: np.ndarray, labels: Sequence[str], path: str) -> None:
 
 
 class WordEmbeddingTask(Task):
+    input_kinds = ("str",)
     name = "word-embedding"
     primary_metric = "ws353_spearman"
 
@@ -207,6 +208,7 @@ def encode_sentences(texts: Sequence[str], vocab: Sequence[str], max_len: int) -
 
 
 class TextClassification(Task):
+    input_kinds = ("str",)
     name = "text-classification"
     primary_metric = "accuracy"
 

@@ -45,6 +45,7 @@ def draw(image: Image.Image, faces: Sequence[Face]) -> Image.Image:
 
 
 class FaceDetection(Task):
+    input_kinds = ("path", "pil", "array")
     name = "face-detection"
     primary_metric = "ap50"
 

@@ -261,6 +261,7 @@ def draw(image: Image.Image, faces: list[dict[str, Any]]) -> Image.Image:
 
 
 class FaceEmbedding(Task):
+    input_kinds = ("path", "pil", "array")
     name = "face-embedding"
     primary_metric = "verification_accuracy"
 

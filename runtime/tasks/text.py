@@ -101,6 +101,7 @@ def generate(step: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarr
 
 
 class TextGeneration(Task):
+    input_kinds = ("str",)
     name = "text-generation"
     result_type = GenerationResult
     primary_metric = "bpc"
@@ -384,6 +385,7 @@ class Translation(Task):
     and ``"error"``), and so is an output that is not what the dataset declares its targets
     to be (``target_format`` "iso-date": a real calendar date, else ``not a date``). ``zoo
     run`` fails (one line, non-zero exit) only when no input gave an answer."""
+    input_kinds = ("str",)
 
     name = "translation"
     result_type = TranslationResult
