@@ -20,7 +20,7 @@ def build(config):
 def zoo_models():
     return [ModelSpec(name="{name}", family="{family}", task="image-classification", summary="tiny test model",
                       builder="{module}:build", params=16 * 3 + 3, default_config={{"num_classes": 3}},
-                      input_shape=(1, 4, 4), preprocessing={{"mode": "L", "size": [4, 4]}}, labels=("a", "b", "c"))]
+                      input_shape=(1, 4, 4), preprocessing={{"mode": "L", "size": [4, 4]}}, labels=("a", "b", "c"){fields})]
 '''
 
 
@@ -34,5 +34,7 @@ def make_plugin(root: Path, dist: str, entry: str, module: str, source: str, ver
     return root
 
 
-def tiny_model_source(name: str = "tinynet", family: str = "tiny", module: str = "tiny_plugin") -> str:
-    return TINY_MODEL.format(name=name, family=family, module=module)
+def tiny_model_source(name: str = "tinynet", family: str = "tiny", module: str = "tiny_plugin",
+                      fields: str = "") -> str:
+    """The tiny model's plugin source; ``fields`` adds ModelSpec arguments (``'weights="pkg:w"'``)."""
+    return TINY_MODEL.format(name=name, family=family, module=module, fields=f", {fields}" if fields else "")

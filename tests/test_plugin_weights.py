@@ -9,28 +9,12 @@ import textwrap
 import pytest
 
 from conftest import assert_one_line_error
+from fakeplugins import tiny_model_source
 from zoo import store
 from zoo.errors import PluginError, ZooError
 from zoo.registry import load_registry, registry
 from zoo.specs import TRAIN_DEFAULTS
 
-PLUGIN = '''
-import zoo
-from zoo import ModelSpec
-
-
-def build(config):
-    from torch import nn
-    return nn.Sequential(nn.Flatten(), nn.Linear(4 * 4, config["num_classes"]))
-
-
-@zoo.hookimpl
-def zoo_models():
-    return [ModelSpec(name="shipnet", family="ship", task="image-classification", summary="tiny model with weights",
-                      builder="shippkg:build", params=16 * 3 + 3, default_config={{"num_classes": 3}},
-                      input_shape=(1, 4, 4), preprocessing={{"mode": "L", "size": [4, 4]}}, labels=("a", "b", "c"),
-                      {fields})]
-'''
 
 
 def make_package_plugin(root, fields: str = 'weights="shippkg:weights/shipnet"', with_weights: bool = True):
@@ -42,7 +26,7 @@ def make_package_plugin(root, fields: str = 'weights="shippkg:weights/shipnet"',
     (info / "entry_points.txt").write_text("[zoo.plugins]\nship = shippkg\n")
     package = root / "shippkg"
     package.mkdir()
-    (package / "__init__.py").write_text(textwrap.dedent(PLUGIN.format(fields=fields)))
+    (package / "__init__.py").write_text(textwrap.dedent(tiny_model_source("shipnet", "ship", "shippkg", fields)))
     folder = package / "weights" / "shipnet"
     if with_weights:
         import torch
