@@ -40,6 +40,7 @@ class Artifact:
     _sessions: dict[str, Any] = field(default_factory=dict)
     report: ProviderReport | None = None
     typed: ArtifactMeta | None = None
+    threads: int | None = None  # onnxruntime intra-op threads of its sessions (None: its default)
 
     @property
     def task(self) -> str:
@@ -63,7 +64,7 @@ class Artifact:
         if name not in self._sessions:
             path = self.graph_path(name)
             check_external_data(path, summarise(path))
-            session, report = create_session(str(path), self.provider)
+            session, report = create_session(str(path), self.provider, threads=self.threads)
             self._sessions[name] = session
             self.report = self.report or report
         return self._sessions[name]
@@ -125,14 +126,14 @@ def _sniff(path: Path) -> None:
         raise ZooError(f"{path}: not an ONNX model file")
 
 
-def open_artifact(path: str | Path, provider: str = "auto") -> Artifact:
+def open_artifact(path: str | Path, provider: str = "auto", threads: int | None = None) -> Artifact:
     path = Path(path)
     if path.is_dir():
         meta_file = path / META_FILE
         typed = _decode(_read_meta_file(meta_file), meta_file)
         for name, rel in typed.graphs.items():
             _graph_file(path, rel)
-        return Artifact(path, typed.to_dict(), provider, typed=typed)
+        return Artifact(path, typed.to_dict(), provider, typed=typed, threads=threads)
     if not path.exists():
         raise ZooError(f"{path}: no such artifact")
     _sniff(path)
@@ -141,8 +142,8 @@ def open_artifact(path: str | Path, provider: str = "auto") -> Artifact:
         raise ZooError(f"{path}: ONNX model has no zoo metadata (was it exported by `zoo export`?)")
     typed = _decode(summary.metadata[META_KEY], path)
     check_external_data(path, summary)
-    artifact = Artifact(path, typed.to_dict(), provider, typed=typed)
-    session, report = create_session(str(path), provider)
+    artifact = Artifact(path, typed.to_dict(), provider, typed=typed, threads=threads)
+    session, report = create_session(str(path), provider, threads=threads)
     _check_against_graph(path, typed, session)
     artifact._sessions["model"] = session
     artifact.report = report

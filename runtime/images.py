@@ -6,7 +6,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -134,27 +134,36 @@ def collect_images(inputs: Sequence[Any], recursive: bool = False) -> list[Path 
     """Expand folders (sorted, one level, or every level with ``recursive``) and glob patterns
     into their image files; PIL images and arrays given in memory pass through as
     ``ImageInput``."""
-    found: list[Path | ImageInput] = []
+    return list(iter_images(inputs, recursive))
+
+
+def iter_images(inputs: Iterable[Any], recursive: bool = False) -> Iterator[Path | ImageInput]:
+    """``collect_images`` read lazily, for a stream: each input is checked and expanded when it
+    is reached, and in-memory images are named by their position among the inputs."""
+    given = False
     for number, item in enumerate(inputs):
         if isinstance(item, (Image.Image, np.ndarray)):
-            found.append(in_memory(item, number))
+            given = True
+            yield in_memory(item, number)
             continue
         if isinstance(item, ImageInput):
-            found.append(item)
+            given = True
+            yield item
             continue
         if is_pattern(str(item)):
-            found.extend(expand_pattern(str(item), recursive))
-            continue
-        path = Path(item)
-        if path.is_dir():
-            found.extend(_folder(path, recursive))
-        elif path.exists():
-            found.append(path)
+            found = expand_pattern(str(item), recursive)
         else:
-            raise ZooError(f"{path}: no such file or directory")
-    if not found:
+            path = Path(item)
+            if path.is_dir():
+                found = _folder(path, recursive)
+            elif path.exists():
+                found = [path]
+            else:
+                raise ZooError(f"{path}: no such file or directory")
+        given = True
+        yield from found
+    if not given:
         raise ZooError("no input images given")
-    return found
 
 
 def to_array(img: Image.Image) -> np.ndarray:

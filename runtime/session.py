@@ -61,11 +61,31 @@ def warn(message: str) -> None:
     print(f"zoo: warning: {message}", file=sys.stderr)
 
 
-def create_session(path: str, requested: str = "auto", options=None):
+#: the most intra-op threads asked for (more than a machine's cores only slows onnxruntime down)
+MAX_THREADS = 1024
+
+
+def check_threads(threads: int | None) -> None:
+    """``--threads`` / ``zoo.load(threads=)``: None (onnxruntime's default) or 1..MAX_THREADS."""
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise ZooError(f"threads {threads!r}: give a whole number from 1 to {MAX_THREADS} "
+                       "(or leave it out for onnxruntime's default, one per physical core)")
+
+
+def create_session(path: str, requested: str = "auto", options=None, threads: int | None = None):
     """Return ``(session, ProviderReport)``; raise ZooError if ``requested`` cannot be honoured
-    and was asked for explicitly."""
+    and was asked for explicitly. ``threads`` sets onnxruntime's intra-op thread count (the
+    threads one graph call spreads over; None leaves onnxruntime's default, one per physical
+    core). zoo's runtime pre-processes the next batch on threads of its own while a graph
+    runs, so on a small machine fewer intra-op threads than cores can be faster."""
     import onnxruntime as ort
 
+    check_threads(threads)
+    if threads is not None:
+        options = options or ort.SessionOptions()
+        options.intra_op_num_threads = threads
     if requested not in PROVIDER_CHOICES:
         raise ZooError(f"unknown provider {requested!r}; choose from {', '.join(PROVIDER_CHOICES)}")
     ort.set_default_logger_severity(4)  # our report replaces onnxruntime's fallback log lines

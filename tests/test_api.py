@@ -83,8 +83,12 @@ def test_stream_reads_its_inputs_a_batch_at_a_time(lenet):
 
     stream = lenet.stream(inputs(), batch_size=4)
     first = next(stream)
-    assert first.label == "7" and len(taken) == 4  # only the first batch was read
+    assert first.label == "7" and len(taken) == 8  # the first batch, and the next one read ahead
     assert len(list(stream)) == 9 and len(taken) == 10
+    lenet.prefetch = 0  # the serial path reads only the batch it answers
+    taken.clear()
+    stream = lenet.stream(inputs(), batch_size=4)
+    assert next(stream).label == "7" and len(taken) == 4
 
 
 def test_an_option_the_task_does_not_have_is_refused(lenet):

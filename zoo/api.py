@@ -17,7 +17,6 @@ import fnmatch
 import importlib.util
 import os
 import time
-from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -26,8 +25,8 @@ import numpy as np
 from zoo.errors import ZooError
 from zoo.registry import registry
 from zoo.runtime.results import Result
+from zoo.runtime.tasks import PREFETCH
 
-STREAM_CHUNK = 32  # inputs per task call in Model.stream, unless batch_size says otherwise
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -71,6 +70,17 @@ def _natural(name: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
+def _env_count(name: str, default: int) -> int:
+    """A whole number of 0 or more from the environment, else ``default``; anything else is
+    refused naming the variable."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ZooError(f"{name}={raw!r}: give a whole number (0 or more)")
+    return int(raw)
+
+
 class _Clock:
     """Where one task call's time goes. The graph calls (``session.run``) are inference; what
     comes before the first of them is pre-processing (reading, decoding, resizing, encoding);
@@ -91,6 +101,20 @@ class _Clock:
         first = self.calls[0][0] if self.calls else self.stop
         pre = first - self.start - sum(b - a for a, b in self.opened if b <= first) if self.calls else 0.0
         post = max(total - pre - infer, 0.0)
+        return self._shared(pre, infer, post, results)
+
+    def per_result_pipelined(self, batch) -> dict[str, Any]:
+        """The same for a pipelined batch (``Task.batches``): pre-processing is its inputs' own
+        time on the worker threads (overlapping the previous batch's inference), inference the
+        graph calls within ``predict``, post-processing the rest of ``predict`` and the
+        ``postprocess`` calls."""
+        infer = sum(b - a for a, b in self.calls)
+        opened = sum(b - a for a, b in self.opened)
+        post = max(batch.predict_s - infer - opened, 0.0) + batch.postprocess_s
+        return self._shared(batch.preprocess_s, infer, post, len(batch.results))
+
+    @staticmethod
+    def _shared(pre: float, infer: float, post: float, results: int) -> dict[str, Any]:
         n = max(results, 1)
         return {"preprocess_ms": pre * 1e3 / n, "inference_ms": infer * 1e3 / n, "postprocess_ms": post * 1e3 / n,
                 "batch": results}
@@ -137,9 +161,16 @@ class _TimedArtifact:
 class Model:
     """An exported model opened for inference, with its task's pre- and post-processing."""
 
+    #: batches pre-processed ahead of the one in onnxruntime (0: decode, then infer, serially);
+    #: ``ZOO_PREFETCH`` sets it for a process (``zoo run`` included)
+    prefetch: int = PREFETCH
+    #: threads that pre-process them (None: ``zoo.runtime.tasks.default_workers()``)
+    workers: int | None = None
+
     def __init__(self, artifact, ref: str | None = None):
         self.artifact = artifact
         self.ref = ref  # the store reference (NAME or NAME@TAG) it was loaded by, if any
+        self.prefetch = _env_count("ZOO_PREFETCH", PREFETCH)
         self._spec = registry().task(artifact.task)
         self._task = self._spec.load()
 
@@ -192,17 +223,29 @@ class Model:
         inputs = list(self.expand(inputs, recursive)) if self.reads_images or recursive else \
             [str(x) if isinstance(x, Path) else x for x in inputs]
         self.check_kinds(inputs)
+        return list(self._results(inputs, merged))
+
+    def _results(self, inputs: Iterable[Any], merged: dict[str, Any]) -> Iterator[Result]:
+        """The task's batches (``Task.batches``: pipelined for a per-input task) as results,
+        each with its batch's timings. A list is the call's whole list; any other iterable is
+        read lazily."""
         clock = _Clock()
-        clock.start = time.perf_counter()
-        raw = self._task.run(_TimedArtifact(self.artifact, clock), inputs, merged)
-        clock.stop = time.perf_counter()
-        timings = clock.per_result(len(raw))
-        results = []
-        for r, source in zip(raw, self._sources(inputs, raw)):
-            result = self._task.result_type(r, source)
-            r["timings"] = dict(timings)
-            results.append(result)
-        return results
+        batches = self._task.batches(_TimedArtifact(self.artifact, clock), inputs, merged,
+                                     prefetch=self.prefetch, workers=self.workers)
+        while True:
+            clock.calls.clear(), clock.opened.clear()
+            clock.start = time.perf_counter()
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            clock.stop = time.perf_counter()
+            timings = clock.per_result(len(batch.results)) if batch.preprocess_s is None else \
+                clock.per_result_pipelined(batch)
+            for data, source in zip(batch.results, batch.sources):
+                result = self._task.result_type(data, source)
+                data["timings"] = dict(timings)
+                yield result
 
     def input_kind(self, item: Any) -> str:
         """``path``, ``pil``, ``array`` or ``str`` (the kinds a task declares), else the type's name."""
@@ -217,12 +260,15 @@ class Model:
     def check_kinds(self, inputs: Sequence[Any]) -> None:
         """Refuse, before any work, an input of a kind the task does not read (an image for a
         translator, a number for a classifier), naming it and what the task takes."""
-        accepted = tuple(getattr(self._task, "input_kinds", ()) or ())
         for number, item in enumerate(inputs):
-            kind = self.input_kind(item)
-            if accepted and kind not in accepted:
-                raise ZooError(f"input {number}: {self.name} ({self.task}) reads {', '.join(accepted)} inputs, "
-                               f"not {kind}")
+            self._check_kind(number, item)
+
+    def _check_kind(self, number: int, item: Any) -> None:
+        accepted = tuple(getattr(self._task, "input_kinds", ()) or ())
+        kind = self.input_kind(item)
+        if accepted and kind not in accepted:
+            raise ZooError(f"input {number}: {self.name} ({self.task}) reads {', '.join(accepted)} inputs, "
+                           f"not {kind}")
 
     def __call__(self, *inputs: Any, **options: Any) -> Result | list[Result]:
         """``m(x)`` for one input gives its result, as does ``m(prime="The ")`` for a task that
@@ -247,17 +293,13 @@ class Model:
         if any(options.get(key) for key in paths):
             yield from self.run(list(inputs), recursive, **options)
             return
-        chunk = int(merged.get("batch_size") or STREAM_CHUNK)
-        items = self.expand(inputs, recursive)
-        called = False
-        while True:
-            batch = list(islice(items, chunk))
-            if not batch and called:
-                return
-            called = True
-            yield from self.run(batch, **options)
-            if not batch:
-                return
+        yield from self._results(self._checked(self.expand(inputs, recursive)), merged)
+
+    def _checked(self, items: Iterable[Any]) -> Iterator[Any]:
+        """``check_kinds`` for a stream: each input as it is read, numbered in the stream."""
+        for number, item in enumerate(items):
+            self._check_kind(number, item)
+            yield item
 
     def expand(self, inputs: Iterable[Any], recursive: bool = False) -> Iterator[Any]:
         """The inputs one by one, with folders and glob patterns replaced by the image files
@@ -292,14 +334,17 @@ def similar_options(unknown: Iterable[str], known: Iterable[str], sep: str = "_"
 
 
 def load(target: str | Path, provider: str = "auto", export_missing: bool = True,
-         precision: str = "fp32") -> Model:
+         precision: str = "fp32", threads: int | None = None) -> Model:
     """Open a model for inference: an artifact path, or a model name (``NAME``, ``NAME@TAG``)
     whose export is in the user store; ``precision`` "fp16" or "int8" takes the variant
-    ``zoo export --fp16/--int8`` wrote beside it. A model with weights but no export yet is
-    exported first (``export_missing``) when the ``train`` extra (torch) is installed; without
-    it the error says what to install."""
+    ``zoo export --fp16/--int8`` wrote beside it; ``threads`` is onnxruntime's intra-op thread
+    count (None: onnxruntime's default, one per physical core). A model with weights but no
+    export yet is exported first (``export_missing``) when the ``train`` extra (torch) is
+    installed; without it the error says what to install."""
     from zoo.runtime.artifact import open_artifact
+    from zoo.runtime.session import check_threads
 
+    check_threads(threads)
     target = str(target)
     if precision != "fp32":
         if precision not in PRECISIONS:
@@ -308,7 +353,7 @@ def load(target: str | Path, provider: str = "auto", export_missing: bool = True
         variant = path.with_name(f"{path.stem}-{precision}{path.suffix}")
         if not variant.is_file():
             raise ZooError(f"no {precision} variant of {target} ({variant}): `zoo export {target} --{precision}`")
-        return Model(open_artifact(variant, provider), None)
+        return Model(open_artifact(variant, provider, threads), None)
     try:
         path, ref = resolve_artifact(target)
     except ZooError:
@@ -319,7 +364,7 @@ def load(target: str | Path, provider: str = "auto", export_missing: bool = True
                            f"pip install 'zoo[train]', then `zoo export {target}`") from None
         export(target)
         path, ref = resolve_artifact(target)
-    artifact = open_artifact(path, provider)
+    artifact = open_artifact(path, provider, threads)
     if ref:
         _warn_if_stale(ref, artifact)
     return Model(artifact, ref)

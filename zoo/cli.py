@@ -459,8 +459,10 @@ def timing_summary(count: int, sums: list[float]) -> str:
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
               help="run the variant `zoo export --fp16/--int8` wrote beside NAME's artifact")
 @click.option("--recursive", is_flag=True, help="read the image files of folders' sub-folders too (class sub-folders)")
+@click.option("--threads", type=_int(1, 1024), default=None,
+              help="onnxruntime intra-op threads [default: one per physical core]")
 def run(target: str, inputs: tuple[str, ...], provider: str, as_json: bool, jsonl: bool, precision: str,
-        recursive: bool, **options: Any) -> None:
+        recursive: bool, threads: int | None, **options: Any) -> None:
     """Run an exported model on INPUT... (files, folders, glob patterns such as 'photos/*.jpg', or
     text, as the model's task reads them; - reads them from standard input, one a line).
     Results are printed as each batch is done."""
@@ -470,7 +472,7 @@ def run(target: str, inputs: tuple[str, ...], provider: str, as_json: bool, json
         raise ZooError("--json and --jsonl exclude each other; give one")
     if inputs.count("-") > 1:
         raise ZooError("- (standard input) may be given once")
-    model = load(target, provider, export_missing=False, precision=precision)
+    model = load(target, provider, export_missing=False, precision=precision, threads=threads)
     ctx = click.get_current_context()
     given = {key: value for key, value in options.items()
              if ctx.get_parameter_source(key) == click.core.ParameterSource.COMMANDLINE}

@@ -31,7 +31,8 @@ from zoo.specs import DatasetSpec, ExporterSpec, ModelSpec, TaskSpec
 GROUP = "zoo.plugins"
 BUILTIN_DIST = "zoo"
 #: the flags ``zoo run`` itself owns; a task option may not take one of them
-RUN_FLAGS = frozenset({"provider", "json", "jsonl", "precision", "recursive", "help", "debug", "version"})
+RUN_FLAGS = frozenset({"provider", "json", "jsonl", "precision", "recursive", "threads", "help", "debug",
+                       "version"})
 OPTION_TYPES = frozenset({"int", "float", "str", "path", "flag"})
 _CORE_DIR = Path(__file__).resolve().parent
 _HINT = "start with ZOO_LOAD_PLUGINS= (built-ins only) to work without it"

@@ -18,9 +18,9 @@ import numpy as np
 from PIL import Image
 
 from zoo.errors import ZooError
-from zoo.runtime.images import collect_images, load_image, to_array
+from zoo.runtime.images import iter_images, load_image, to_array
 from zoo.runtime.results import ClassificationResult
-from zoo.runtime.tasks import Agreement, Task, top1_agreement
+from zoo.runtime.tasks import Agreement, Prepared, Task, top1_agreement
 
 
 def _digit(gray: np.ndarray, canvas: int, box: int) -> np.ndarray:
@@ -138,22 +138,20 @@ class ImageClassification(Task):
     def relabel(self, targets: Any, index: np.ndarray) -> Any:
         return index[np.asarray(targets)]
 
+    def expand(self, inputs):
+        return iter_images(inputs)
 
-    def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
-        meta = artifact.meta
-        pre = meta["preprocessing"]
-        paths = collect_images(inputs)
+    def preprocess(self, artifact, item, options: dict[str, Any]) -> Prepared:
+        pre = artifact.meta["preprocessing"]
+        return Prepared(item, preprocess(to_array(load_image(item, pre.get("mode", "RGB"))), pre))
+
+    def predict(self, artifact, batch: np.ndarray, options: dict[str, Any]) -> list[list[dict[str, Any]]]:
         session = artifact.session()
-        input_name = session.get_inputs()[0].name
-        batch = max(1, int(options.get("batch_size") or 32))
-        results = []
-        for start in range(0, len(paths), batch):
-            chunk = paths[start: start + batch]
-            x = np.stack([preprocess(to_array(load_image(p, pre.get("mode", "RGB"))), pre) for p in chunk])
-            logits = session.run(None, {input_name: x})[0]
-            for path, top in zip(chunk, top_k(softmax(logits), int(options.get("top_k") or 5), meta.get("labels", []))):
-                results.append({"input": str(path), "top": top})
-        return results
+        logits = session.run(None, {session.get_inputs()[0].name: batch})[0]
+        return top_k(softmax(logits), int(options.get("top_k") or 5), artifact.meta.get("labels", []))
+
+    def postprocess(self, artifact, prepared: Prepared, output, options: dict[str, Any]) -> dict[str, Any]:
+        return {"input": str(prepared.input), "top": output}
 
     def format(self, result: dict[str, Any]) -> str:
         best, *rest = result["top"]

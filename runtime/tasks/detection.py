@@ -21,9 +21,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from zoo.errors import ZooError
 from zoo.runtime.boxes import Letterbox, batched_nms, iou, nms, place_labels
-from zoo.runtime.images import SaveTargets, collect_images, load_image, save_image, to_array
+from zoo.runtime.images import SaveTargets, collect_images, iter_images, load_image, save_image, to_array
 from zoo.runtime.results import DetectionResult
-from zoo.runtime.tasks import Task
+from zoo.runtime.tasks import Prepared, Task
 
 #: boxes per image in the padded target array (COCO evaluates at most 100 detections per image)
 MAX_BOXES = 100
@@ -405,57 +405,63 @@ class ObjectDetection(Task):
             out.append(boxes)
         return out
 
-    def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
+    default_batch_size = 8
+
+    def begin(self, artifact, inputs, options: dict[str, Any]) -> dict[str, Any]:
+        """Thresholds checked (against those baked into an onnx-nms graph too) and where drawn
+        images go, decided before any image is read."""
         meta = artifact.meta
-        config = meta["config"]
-        labels = meta.get("labels") or []
-        size = int(config["input_size"])
         conf, iou_threshold = float(options.get("conf", 0.25)), float(options.get("iou", 0.45))
         if not 0 <= conf <= 1 or not 0 <= iou_threshold <= 1:
             raise ZooError(f"--conf and --iou must lie in [0, 1] (got {conf}, {iou_threshold})")
-        paths = collect_images(inputs)
-        targets = SaveTargets(paths, options.get("save"), options.get("save_dir"))
+        saving = options.get("save") or options.get("save_dir")
+        targets = SaveTargets(collect_images(inputs) if saving and inputs else [], options.get("save"),
+                              options.get("save_dir"))
         agnostic = bool(options.get("agnostic"))
         baked = baked_postprocess(meta, str(artifact.path))
         if baked is not None:
             _baked_thresholds(baked, artifact.model, conf, iou_threshold, agnostic)
+            outputs = [o.name for o in artifact.session().get_outputs()]
+            if outputs != list(NMS_OUTPUTS):
+                raise ZooError(f"{artifact.path}: its metadata says decoding and NMS are inside, but the graph's "
+                               f"outputs are {outputs}, not {list(NMS_OUTPUTS)}")
+        return {**options, "conf": conf, "iou": iou_threshold, "agnostic": agnostic, "baked": baked,
+                "save_targets": targets}
+
+    def expand(self, inputs):
+        return iter_images(inputs)
+
+    def preprocess(self, artifact, item, options: dict[str, Any]) -> Prepared:
+        """The letterboxed image; only network-size arrays outlive this call, so a batch never
+        holds full-size images."""
+        img = load_image(item, "RGB")
+        array, box = letterbox(to_array(img), int(artifact.meta["config"]["input_size"]))
+        return Prepared(item, array, (img.size, box))
+
+    def predict(self, artifact, batch: np.ndarray, options: dict[str, Any]) -> list[dict[str, np.ndarray]]:
         session = artifact.session()
-        input_name = session.get_inputs()[0].name
-        if baked is not None and [o.name for o in session.get_outputs()] != list(NMS_OUTPUTS):
-            raise ZooError(f"{artifact.path}: its metadata says decoding and NMS are inside, but the graph's outputs "
-                           f"are {[o.name for o in session.get_outputs()]}, not {list(NMS_OUTPUTS)}")
+        feed = {session.get_inputs()[0].name: batch}
+        conf = options["conf"]
+        if options["baked"] is None:
+            return decode(session.run(None, feed)[0], artifact.meta["config"], conf, options["iou"],
+                          agnostic=options["agnostic"])
+        found = read_nms_outputs(dict(zip(NMS_OUTPUTS, session.run(list(NMS_OUTPUTS), feed))))
+        return [{key: value[f["scores"] >= conf] for key, value in f.items()} for f in found]
 
-        def detect(x: np.ndarray) -> list[dict[str, np.ndarray]]:
-            if baked is None:
-                return decode(session.run(None, {input_name: x})[0], config, conf, iou_threshold, agnostic=agnostic)
-            found = read_nms_outputs(dict(zip(NMS_OUTPUTS, session.run(list(NMS_OUTPUTS), {input_name: x}))))
-            return [{key: value[f["scores"] >= conf] for key, value in f.items()} for f in found]
-
-        batch = max(1, int(options.get("batch_size") or 8))
-        results = []
-        for start in range(0, len(paths), batch):
-            chunk = paths[start: start + batch]
-            # one full-size image in memory at a time: a batch holds only network-size arrays
-            encoded, sizes = [], []
-            for p in chunk:
-                img = load_image(p, "RGB")
-                sizes.append(img.size)
-                encoded.append(letterbox(to_array(img), size))
-                del img
-            for path, (width, height), (_, box), found in zip(chunk, sizes, encoded,
-                                                             detect(np.stack([e[0] for e in encoded]))):
-                pixels = box.to_image(found["boxes"])
-                inside = (pixels[:, 2] > pixels[:, 0]) & (pixels[:, 3] > pixels[:, 1])  # not all in the padding
-                detections = [{"class": int(c), "label": labels[c] if c < len(labels) else str(c),
-                               "score": float(s), "box": [float(v) for v in b]}
-                              for b, s, c in zip(pixels[inside], found["scores"][inside], found["classes"][inside])]
-                result = {"input": str(path), "width": width, "height": height, "detections": detections}
-                target = targets.target(path)
-                if target is not None:
-                    save_image(draw(load_image(path, "RGB"), detections), target)
-                    result["saved"] = str(target)
-                results.append(result)
-        return results
+    def postprocess(self, artifact, prepared: Prepared, output, options: dict[str, Any]) -> dict[str, Any]:
+        labels = artifact.meta.get("labels") or []
+        (width, height), box = prepared.info
+        pixels = box.to_image(output["boxes"])
+        inside = (pixels[:, 2] > pixels[:, 0]) & (pixels[:, 3] > pixels[:, 1])  # not all in the padding
+        detections = [{"class": int(c), "label": labels[c] if c < len(labels) else str(c),
+                       "score": float(s), "box": [float(v) for v in b]}
+                      for b, s, c in zip(pixels[inside], output["scores"][inside], output["classes"][inside])]
+        result = {"input": str(prepared.input), "width": width, "height": height, "detections": detections}
+        target = options["save_targets"].target(prepared.input)
+        if target is not None:
+            save_image(draw(load_image(prepared.input, "RGB"), detections), target)
+            result["saved"] = str(target)
+        return result
 
     def format(self, result: dict[str, Any]) -> str:
         lines = [f"{result['input']}: {len(result['detections'])} detection(s)"

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from zoo.errors import ZooError
-from zoo.runtime.tasks import Agreement, Task, top1_agreement
+from zoo.runtime.tasks import Agreement, Prepared, Task, top1_agreement
 from zoo.runtime.wordvec import (EQUALIZE_PAIRS, GENDER_PAIRS, WordVectors, bias_direction, equalize,
                                  evaluate_vectors, neutralize, parse_query, pca_2d)
 
@@ -222,22 +222,32 @@ class TextClassification(Task):
     def compare_precision(self, reference, candidate, meta: dict[str, Any]) -> Agreement:
         return top1_agreement(reference[0], candidate[0])
 
-    def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
-        from zoo.runtime.tasks.classification import softmax
+    def expand(self, inputs):
+        given = False
+        for text in inputs:
+            given = True
+            yield text
+        if not given:
+            raise ZooError("empty text: give a sentence such as \"the dessert is excellent\"")
 
-        texts = [t for t in inputs]
-        if not texts or any(not t.strip() for t in texts):
+    def preprocess(self, artifact, item, options: dict[str, Any]) -> Prepared:
+        if not item.strip():
             raise ZooError("empty text: give a sentence such as \"the dessert is excellent\"")
         config = artifact.meta["config"]
-        ids, unknown = encode_sentences(texts, config["vocab"], int(config["max_len"]))
-        for text, row in zip(texts, ids):
-            if not row.any():
-                raise ZooError(f"{text[:40]!r}: none of its words is in the model's vocabulary")
+        ids, (unknown,) = encode_sentences([item], config["vocab"], int(config["max_len"]))
+        if not ids.any():
+            raise ZooError(f"{item[:40]!r}: none of its words is in the model's vocabulary")
+        return Prepared(item, ids[0], unknown)
+
+    def predict(self, artifact, batch: np.ndarray, options: dict[str, Any]) -> np.ndarray:
+        from zoo.runtime.tasks.classification import softmax
+
+        return softmax(artifact.session().run(None, {"ids": batch})[0].astype(np.float64))
+
+    def postprocess(self, artifact, prepared: Prepared, output: np.ndarray, options: dict[str, Any]) -> dict[str, Any]:
         labels = artifact.meta.get("labels") or ["negative", "positive"]
-        probs = softmax(artifact.session().run(None, {"ids": ids})[0].astype(np.float64))
-        return [{"text": t, "label": labels[int(p.argmax())], "prob": float(p.max()),
-                 "probs": {labels[i]: float(v) for i, v in enumerate(p)}, "unknown_words": u}
-                for t, p, u in zip(texts, probs, unknown)]
+        return {"text": prepared.input, "label": labels[int(output.argmax())], "prob": float(output.max()),
+                "probs": {labels[i]: float(v) for i, v in enumerate(output)}, "unknown_words": prepared.info}
 
     def format(self, result: dict[str, Any]) -> str:
         note = f"  (not in the vocabulary, skipped: {', '.join(result['unknown_words'])})" \
