@@ -13,7 +13,12 @@ What a module may define to take part (all optional, typed in ``zoo.contracts.Zo
 
 The task's numpy ``metric(outputs, targets, meta)`` scores the dev and test splits. A dataset's
 ``Splits.config`` adjusts the model config to the data (classes, vocabulary size) and
-``Splits.info`` (a vocabulary, say) travels into the manifest and the exported artifact."""
+``Splits.info`` (a vocabulary, say) travels into the manifest and the exported artifact.
+
+``train`` is the steps in order: ``load_data`` (the encoded splits), ``build_module`` (seeded,
+frozen with ``--freeze``), ``Fit.make`` (loss, optimizer, schedule, augmentation, DDP), a
+``Checkpointer`` (the run folder: claim, ``--resume``, per-epoch saves), ``fit_epochs`` (the loop
+and early stopping) and ``finalize`` (test score, manifest, store entry)."""
 
 from __future__ import annotations
 
@@ -37,7 +42,8 @@ from zoo import store
 from zoo.contracts import hook
 from zoo.errors import ZooError
 from zoo.registry import registry
-from zoo.specs import ModelSpec, load_object
+from zoo.data import Splits
+from zoo.specs import DatasetSpec, ModelSpec, load_object
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 
@@ -306,23 +312,27 @@ def evaluate(module, task, loss_fn, x, y, batch_size, device, meta) -> dict[str,
     return metrics
 
 
-def train(name: str, opts: TrainOptions) -> TrainResult:
-    own = registry().model(name)
-    if own.trainer:  # a family with its own loop (ModelSpec.trainer) returns the same TrainResult
-        return load_object(own.trainer)(own, opts)
-    reg = registry()
-    spec = reg.model(name)
-    opts = opts.resolved(spec)
-    if opts.tag:  # refused before any data is loaded
-        store.check_tag(opts.tag)
-        if opts.install and not opts.resume and store.find(f"{spec.name}@{opts.tag}") is not None:
-            raise ZooError(f"{spec.name}@{opts.tag} is already installed; choose another --tag "
-                           f"(or `zoo weights remove {spec.name}@{opts.tag}`)")
-    task = reg.task(spec.task).load()
+# -- the steps of a run -------------------------------------------------------------------------
+@dataclass
+class TrainData:
+    """The encoded splits of a run, and what travels with them into the manifest and the artifact."""
+
+    dataset: DatasetSpec
+    splits: Splits
+    labels: tuple[str, ...]
+    config: dict[str, Any]  # the model config, adjusted to the data (classes, vocabulary size)
+    meta: dict[str, Any]  # what the task's encode and metric read
+    train: tuple[torch.Tensor, torch.Tensor]
+    dev: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+
+
+def load_data(spec: ModelSpec, task: Any, opts: TrainOptions) -> TrainData:
+    """The dataset's fixed-seed splits, encoded once by the task into tensors."""
     dataset_name = opts.dataset or spec.dataset
     if not dataset_name:
         raise ZooError(f"{spec.name} declares no default dataset; pass --dataset NAME")
-    dataset = reg.dataset(dataset_name)
+    dataset = registry().dataset(dataset_name)
     splits = load_object(dataset.loader)(opts.data, seed=opts.seed)
     labels = tuple(splits.labels) or tuple(spec.labels)
     config = spec.config({**splits.config, **opts.config})
@@ -330,84 +340,192 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
         config["num_classes"] = len(labels)
     meta = {"preprocessing": spec.preprocessing_for(config), "labels": list(labels), "config": config, **splits.info}
 
-    def tensors(part):
+    def tensors(part) -> tuple[torch.Tensor, torch.Tensor]:
         x = task.encode_inputs(part.inputs, meta)
         y = task.encode_targets(part.inputs, part.targets, meta)
         return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
 
-    (x_train, y_train), (x_dev, y_dev), (x_test, y_test) = map(tensors, (splits.train, splits.dev, splits.test))
+    return TrainData(dataset, splits, labels, config, meta, tensors(splits.train), tensors(splits.dev),
+                     tensors(splits.test))
 
-    ctx, device = setup_distributed(opts.device)
+
+def build_module(spec: ModelSpec, config: dict[str, Any], opts: TrainOptions, device: torch.device) -> torch.nn.Module:
+    """The module at the run's seed on ``device``; with ``--freeze``, started from the installed
+    weights and frozen through the module's ``freeze`` hook."""
     torch.manual_seed(opts.seed)
     module = spec.build(config).to(device)
     if opts.freeze:
         freeze = hook(module, "freeze")
-        if freeze is None:
-            raise ZooError(f"{spec.name} does not support --freeze")
+        if freeze is None and opts.freeze != "none":
+            raise ZooError(f"{spec.name} does not support --freeze {opts.freeze} (only 'none': fine-tune every "
+                           "tensor from the installed weights)")
         start_from_installed(spec, module)
-        freeze(opts.freeze)
-    loss_fn = hook(module, "loss") or default_loss
-    trainable = [p for p in module.parameters() if p.requires_grad]
-    optimizer = make_optimizer(opts.optimizer, trainable, opts.lr, opts.momentum, opts.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=opts.lr_decay)
-    augment = load_object(opts.augment) if opts.augment else None
-    step_fn: torch.nn.Module = _TrainStep(module)
-    if ctx.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
+        if freeze is not None:
+            freeze(opts.freeze)
+    return module
 
-        step_fn = DistributedDataParallel(step_fn, device_ids=[device.index] if device.type == "cuda" else None)
-    generator = torch.Generator().manual_seed(opts.seed)
 
-    if opts.resume and not opts.run_dir and not opts.tag:
-        latest = _latest_run(spec.name)
-        if latest is None:
-            raise ZooError(f"--resume: no checkpoint of {spec.name} in {store.runs_dir() / spec.name}; "
-                           "start without --resume")
-        run_dir = latest
-    else:
-        run_dir = Path(opts.run_dir) if opts.run_dir else store.runs_dir() / spec.name / (opts.tag or store.new_run_id())
-    run_id = opts.tag or run_dir.name
-    if not opts.tag and (not store.TAG_RE.match(run_id) or run_id in (store.SHIPPED, store.RANDOM, store.LEGACY)):
-        run_id = store.new_run_id()  # a --run-dir whose name is no tag
-    if opts.install and store.find(f"{spec.name}@{run_id}") is not None:
-        if not opts.resume:
-            raise ZooError(f"{spec.name}@{run_id} is already installed; choose another --tag "
-                           f"(or `zoo weights remove {spec.name}@{run_id}`)")
-        run_id = store.free_tag(spec.name, run_id)  # a finished run trained further
-    claim = None
-    if ctx.main:
-        store._mkdir(run_dir)
-        claim = store.claim_run(run_dir)  # two processes never train into one run folder
-        if not opts.resume and read_checkpoint(run_dir) is not None:
-            raise ZooError(f"{run_dir} holds a checkpoint of another run; use --resume or another --tag/--run-dir")
-    primary, sign = task.primary_metric, (1 if task.higher_is_better else -1)
-    history: list[dict[str, Any]] = []
-    best_score, best_epoch, start_epoch = -float("inf"), 0, 1
-    if opts.resume:
-        checkpoint = read_checkpoint(run_dir)
+@dataclass
+class Fit:
+    """What an optimisation step needs: the module (inside DDP when launched so), its loss, the
+    optimizer over the trainable parameters, the learning-rate schedule and the augmentation."""
+
+    module: torch.nn.Module
+    step_fn: torch.nn.Module
+    loss_fn: Any
+    trainable: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    augment: Any
+    clip_grad: float | None
+
+    @classmethod
+    def make(cls, module: torch.nn.Module, opts: TrainOptions, ctx: Distributed, device: torch.device) -> "Fit":
+        trainable = [p for p in module.parameters() if p.requires_grad]
+        optimizer = make_optimizer(opts.optimizer, trainable, opts.lr, opts.momentum, opts.weight_decay)
+        step_fn: torch.nn.Module = _TrainStep(module)
+        if ctx.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            step_fn = DistributedDataParallel(step_fn, device_ids=[device.index] if device.type == "cuda" else None)
+        return cls(module, step_fn, hook(module, "loss") or default_loss, trainable, optimizer,
+                   torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=opts.lr_decay),
+                   load_object(opts.augment) if opts.augment else None, opts.clip_grad)
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor, generator: torch.Generator, device: torch.device) -> float:
+        """One mini-batch: augment (on the CPU), forward, backward, clip, update; the batch loss."""
+        if self.augment is not None:
+            xb, yb = self.augment(xb, yb, generator)
+        xb, yb = xb.to(device), yb.to(device)
+        loss = self.loss_fn(self.step_fn(xb, yb), yb)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip_grad:
+            torch.nn.utils.clip_grad_norm_(self.trainable, self.clip_grad)
+        self.optimizer.step()
+        return loss.item()
+
+
+@dataclass
+class Progress:
+    """Where a run stands: the per-epoch records and the best dev epoch so far."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_score: float = -float("inf")
+    best_epoch: int = 0
+    epoch: int = 0  # the last epoch finished
+
+    def record(self, record: dict[str, Any], score: float) -> bool:
+        """Add an epoch's record; whether its dev score is the best yet."""
+        self.history.append(record)
+        self.epoch = record["epoch"]
+        if score > self.best_score:
+            self.best_score, self.best_epoch = score, self.epoch
+            return True
+        return False
+
+
+class Checkpointer:
+    """The run folder: chosen (a fresh run id, ``--tag``, ``--run-dir``, or the latest run for a
+    bare ``--resume``) and claimed by the main process; each epoch it receives the best weights,
+    the checkpoint ``--resume`` reads, ``metrics.jsonl`` and the training curve."""
+
+    #: seconds between two drawings of ``curve.png`` while training (drawing takes most of a
+    #: second, as long as a whole epoch of a small model); the last epoch is always drawn
+    CURVE_EVERY = 30.0
+
+    def __init__(self, spec: ModelSpec, opts: TrainOptions, config: dict[str, Any], ctx: Distributed):
+        self.spec, self.config, self.ctx = spec, config, ctx
+        if opts.resume and not opts.run_dir and not opts.tag:
+            latest = _latest_run(spec.name)
+            if latest is None:
+                raise ZooError(f"--resume: no checkpoint of {spec.name} in {store.runs_dir() / spec.name}; "
+                               "start without --resume")
+            run_dir = latest
+        else:
+            run_dir = Path(opts.run_dir) if opts.run_dir else \
+                store.runs_dir() / spec.name / (opts.tag or store.new_run_id())
+        run_id = opts.tag or run_dir.name
+        if not opts.tag and (not store.TAG_RE.match(run_id) or run_id in (store.SHIPPED, store.RANDOM, store.LEGACY)):
+            run_id = store.new_run_id()  # a --run-dir whose name is no tag
+        if opts.install and store.find(f"{spec.name}@{run_id}") is not None:
+            if not opts.resume:
+                raise ZooError(f"{spec.name}@{run_id} is already installed; choose another --tag "
+                               f"(or `zoo weights remove {spec.name}@{run_id}`)")
+            run_id = store.free_tag(spec.name, run_id)  # a finished run trained further
+        self.run_dir, self.run_id = run_dir, run_id
+        self.claim: Path | None = None
+        self._curve_drawn = (0, -float("inf"))  # (epoch, time) of the last drawing
+        if ctx.main:
+            store._mkdir(run_dir)
+            self.claim = store.claim_run(run_dir)  # two processes never train into one run folder
+            if not opts.resume and read_checkpoint(run_dir) is not None:
+                raise ZooError(f"{run_dir} holds a checkpoint of another run; use --resume or another --tag/--run-dir")
+
+    def resume(self, fit: Fit) -> Progress:
+        """The progress saved in the run's checkpoint, with the weights, optimizer and schedule
+        put back into ``fit``."""
+        checkpoint = read_checkpoint(self.run_dir)
         if checkpoint is None:
-            raise ZooError(f"--resume: no checkpoint in {run_dir}; start without --resume")
+            raise ZooError(f"--resume: no checkpoint in {self.run_dir}; start without --resume")
         saved = json.loads((checkpoint / "state.json").read_text())
-        if saved["model"] != spec.name or saved["config"] != config:
-            raise ZooError(f"--resume: checkpoint in {run_dir} is for {saved['model']} with another config")
-        load_weights(module, checkpoint / "last.safetensors")
-        _load_optimizer(optimizer, checkpoint / "optimizer.safetensors", saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        history, best_score, best_epoch = saved["history"], saved["best_score"], saved["best_epoch"]
-        start_epoch = saved["epoch"] + 1
-        print(f"resuming {spec.name} from epoch {saved['epoch']} in {run_dir}", file=sys.stderr)
+        if saved["model"] != self.spec.name or saved["config"] != self.config:
+            raise ZooError(f"--resume: checkpoint in {self.run_dir} is for {saved['model']} with another config")
+        load_weights(fit.module, checkpoint / "last.safetensors")
+        _load_optimizer(fit.optimizer, checkpoint / "optimizer.safetensors", saved["optimizer"])
+        fit.scheduler.load_state_dict(saved["scheduler"])
+        print(f"resuming {self.spec.name} from epoch {saved['epoch']} in {self.run_dir}", file=sys.stderr)
+        return Progress(saved["history"], saved["best_score"], saved["best_epoch"], saved["epoch"])
 
+    def save(self, fit: Fit, progress: Progress, improved: bool, primary: str) -> None:
+        """After an epoch (main process only: every process holds the same weights)."""
+        if not self.ctx.main:
+            return
+        if improved:
+            save_weights(fit.module, self.best)
+        write_checkpoint(self.run_dir, fit.module, fit.optimizer, {
+            "model": self.spec.name, "config": self.config, "epoch": progress.epoch, "history": progress.history,
+            "best_score": progress.best_score, "best_epoch": progress.best_epoch,
+            "scheduler": fit.scheduler.state_dict(),
+        })
+        store.crash_point("epoch-saved")
+        store.atomic_write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in progress.history))
+        if time.perf_counter() - self._curve_drawn[1] >= self.CURVE_EVERY:
+            self.draw_curve(progress, primary)
+
+    def draw_curve(self, progress: Progress, primary: str) -> None:
+        """``curve.png`` of the history, unless it already shows the last epoch."""
+        if self.ctx.main and progress.history and self._curve_drawn[0] != progress.epoch:
+            _plot(progress.history, primary, self.run_dir / "curve.png")
+            self._curve_drawn = (progress.epoch, time.perf_counter())
+
+    @property
+    def best(self) -> Path:
+        return self.run_dir / "best.safetensors"
+
+    def release(self) -> None:
+        if self.claim is not None:
+            self.claim.unlink(missing_ok=True)
+
+
+def fit_epochs(spec: ModelSpec, task: Any, data: TrainData, fit: Fit, checkpointer: Checkpointer,
+               progress: Progress, opts: TrainOptions, ctx: Distributed, device: torch.device) -> Progress:
+    """The epochs from the one after ``progress`` on: train, score the dev split, save, stop early
+    when the dev metric has not improved for ``patience`` epochs."""
     from tqdm import tqdm
 
+    x_train, y_train = data.train
+    primary, sign = task.primary_metric, (1 if task.higher_is_better else -1)
+    generator = torch.Generator().manual_seed(opts.seed)
+    history = progress.history
     started = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)  # a resumed run's clock goes on
     n_batches = -(-len(y_train) // opts.batch_size)
     steps = min(n_batches, opts.max_steps) if opts.max_steps else n_batches
-    log = (lambda *a: print(*a, file=sys.stderr)) if ctx.main else (lambda *a: None)  # noqa: E731
-    log(f"training {spec.name} on {dataset.name} ({splits.sizes()}) with {opts.optimizer}, device {device}"
+    log = _logger(ctx)
+    log(f"training {spec.name} on {data.dataset.name} ({data.splits.sizes()}) with {opts.optimizer}, device {device}"
         + (f", {ctx.world} processes" if ctx.world > 1 else ""))
-    epoch = start_epoch - 1
-    for epoch in range(start_epoch, opts.epochs + 1):
-        module.train()
+    for epoch in range(progress.epoch + 1, opts.epochs + 1):
+        fit.module.train()
         total, seen = 0.0, 0
         bar = tqdm(total=steps, desc=f"epoch {epoch}/{opts.epochs}", leave=False,
                    disable=True if not (opts.progress and ctx.main) else None,  # None: off when not a terminal
@@ -420,67 +538,52 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
             if len(idx) < ctx.world:
                 break  # a last batch too small to share
             idx = idx[ctx.rank::ctx.world]
-            xb, yb = x_train[idx], y_train[idx]
-            if augment is not None:
-                xb, yb = augment(xb, yb, generator)
-            xb, yb = xb.to(device), yb.to(device)
-            loss = loss_fn(step_fn(xb, yb), yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if opts.clip_grad:
-                torch.nn.utils.clip_grad_norm_(trainable, opts.clip_grad)
-            optimizer.step()
-            total += loss.item() * len(idx)
+            total += fit.step(x_train[idx], y_train[idx], generator, device) * len(idx)
             seen += len(idx)
             bar.set_postfix(loss=f"{total / seen:.4f}")
             bar.update()
         bar.close()
-        dev = evaluate(module, task, loss_fn, x_dev, y_dev, opts.batch_size * 4, device, meta)
+        dev = evaluate(fit.module, task, fit.loss_fn, *data.dev, opts.batch_size * 4, device, data.meta)
         record = {"epoch": epoch, "train_loss": total / max(seen, 1), "dev_loss": dev.pop("loss"),
-                  **{f"dev_{k}": v for k, v in dev.items()}, "lr": optimizer.param_groups[0]["lr"],
+                  **{f"dev_{k}": v for k, v in dev.items()}, "lr": fit.optimizer.param_groups[0]["lr"],
                   "seconds": round(time.perf_counter() - started, 2)}
-        history.append(record)
-        scheduler.step()
-        score = sign * record[f"dev_{primary}"]
-        improved = score > best_score
-        if improved:
-            best_score, best_epoch = score, epoch
-        if ctx.main:  # every process holds the same weights; one writes
-            if improved:
-                save_weights(module, run_dir / "best.safetensors")
-            write_checkpoint(run_dir, module, optimizer, {
-                "model": spec.name, "config": config, "epoch": epoch, "history": history,
-                "best_score": best_score, "best_epoch": best_epoch, "scheduler": scheduler.state_dict(),
-            })
-            store.crash_point("epoch-saved")
-            store.atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
-            _plot(history, primary, run_dir / "curve.png")
+        fit.scheduler.step()
+        improved = progress.record(record, sign * record[f"dev_{primary}"])
+        checkpointer.save(fit, progress, improved, primary)
         log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
-        if epoch - best_epoch >= opts.patience:
+        if epoch - progress.best_epoch >= opts.patience:
             log(f"early stop: dev {primary} has not improved for {opts.patience} epochs")
             break
+    checkpointer.draw_curve(progress, primary)
+    return progress
 
+
+def finalize(spec: ModelSpec, task: Any, data: TrainData, fit: Fit, checkpointer: Checkpointer, progress: Progress,
+             opts: TrainOptions, ctx: Distributed, device: torch.device) -> TrainResult:
+    """The best epoch scored once on the test split, its manifest written, and (unless
+    ``install`` is off) installed in the store, active if it beats the active entry."""
     if ctx.world > 1:
         import torch.distributed as dist
 
         dist.barrier()
         dist.destroy_process_group()
         if not ctx.main:
-            return TrainResult(run_dir, {}, None)
-
-    if not (run_dir / "best.safetensors").is_file():
+            return TrainResult(checkpointer.run_dir, {}, None)
+    run_dir = checkpointer.run_dir
+    if not checkpointer.best.is_file():
         raise ZooError(f"no epoch finished; nothing to save (epochs={opts.epochs})")
-    load_weights(module, run_dir / "best.safetensors")
-    test = evaluate(module, task, loss_fn, x_test, y_test, opts.batch_size * 4, device, meta)
-    best = next(h for h in history if h["epoch"] == best_epoch)
+    load_weights(fit.module, checkpointer.best)
+    test = evaluate(fit.module, task, fit.loss_fn, *data.test, opts.batch_size * 4, device, data.meta)
+    best = next(h for h in progress.history if h["epoch"] == progress.best_epoch)
     metrics = {f"test_{k}": v for k, v in test.items()}
     metrics.update({k: v for k, v in best.items() if k.startswith("dev_")})
-    metrics.update({"best_epoch": best_epoch, "epochs_run": epoch, "train_seconds": history[-1]["seconds"]})
+    metrics.update({"best_epoch": progress.best_epoch, "epochs_run": progress.epoch,
+                    "train_seconds": progress.history[-1]["seconds"]})
     manifest = {
-        "model": spec.name, "family": spec.family, "task": spec.task, "config": config,
-        "dataset": dataset.name, "data_source": splits.source, "splits": splits.sizes(), "split_seed": opts.seed,
-        "labels": list(labels), "preprocessing": meta["preprocessing"], "task_meta": splits.info,
-        "metrics": metrics,
+        "model": spec.name, "family": spec.family, "task": spec.task, "config": data.config,
+        "dataset": data.dataset.name, "data_source": data.splits.source, "splits": data.splits.sizes(),
+        "split_seed": opts.seed, "labels": list(data.labels), "preprocessing": data.meta["preprocessing"],
+        "task_meta": data.splits.info, "metrics": metrics,
         "training": {k: v for k, v in asdict(opts).items() if k not in ("install", "progress", "run_dir")},
         "device": str(device), "processes": ctx.world, "torch_version": torch.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "zoo_version": zoo.__version__,
@@ -488,14 +591,47 @@ def train(name: str, opts: TrainOptions) -> TrainResult:
     }
     store.write_json(run_dir / "manifest.json", manifest)
     if not opts.install:
-        if claim is not None:
-            claim.unlink(missing_ok=True)
+        checkpointer.release()
         return TrainResult(run_dir, metrics, None)
     if opts.activate:
         decision = store.Decision(True, "--activate was given", store.find(spec.name))
     else:
-        decision = store.should_activate(spec.name, metrics, primary, task.higher_is_better, dataset.name)
-    entry = store.install(spec.name, run_dir / "best.safetensors", manifest, tag=run_id, activate=decision.activated)
-    if claim is not None:
-        claim.unlink(missing_ok=True)
+        decision = store.should_activate(spec.name, metrics, task.primary_metric, task.higher_is_better,
+                                         data.dataset.name)
+    entry = store.install(spec.name, checkpointer.best, manifest, tag=checkpointer.run_id,
+                          activate=decision.activated)
+    checkpointer.release()
     return TrainResult(run_dir, metrics, entry, decision)
+
+
+def _logger(ctx: Distributed):
+    return (lambda *a: print(*a, file=sys.stderr)) if ctx.main else (lambda *a: None)
+
+
+def _check_tag(spec: ModelSpec, opts: TrainOptions) -> None:
+    """A bad or taken ``--tag`` is refused before any data is loaded."""
+    if opts.tag:
+        store.check_tag(opts.tag)
+        if opts.install and not opts.resume and store.find(f"{spec.name}@{opts.tag}") is not None:
+            raise ZooError(f"{spec.name}@{opts.tag} is already installed; choose another --tag "
+                           f"(or `zoo weights remove {spec.name}@{opts.tag}`)")
+
+
+def train(name: str, opts: TrainOptions) -> TrainResult:
+    """``zoo train NAME``: data, module, optimizer, run folder, epochs, then the test score and the
+    store entry. A family with a loop of its own (``ModelSpec.trainer``, word vectors) is handed
+    the options instead and returns the same ``TrainResult``."""
+    reg = registry()
+    spec = reg.model(name)
+    if spec.trainer:
+        return load_object(spec.trainer)(spec, opts)
+    opts = opts.resolved(spec)
+    _check_tag(spec, opts)
+    task = reg.task(spec.task).load()
+    data = load_data(spec, task, opts)
+    ctx, device = setup_distributed(opts.device)
+    fit = Fit.make(build_module(spec, data.config, opts, device), opts, ctx, device)
+    checkpointer = Checkpointer(spec, opts, data.config, ctx)
+    progress = checkpointer.resume(fit) if opts.resume else Progress()
+    progress = fit_epochs(spec, task, data, fit, checkpointer, progress, opts, ctx, device)
+    return finalize(spec, task, data, fit, checkpointer, progress, opts, ctx, device)
