@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 import zoo
+from zoo.contracts import export_graphs
 from zoo.errors import ZooError
 from zoo.runtime.artifact import FORMAT, GRAPH_SHA_KEY, META_FILE, META_KEY
 from zoo.runtime.meta import ArtifactMeta
@@ -274,11 +275,7 @@ def export(spec, module, out: Path, *, meta: dict[str, Any], samples: np.ndarray
     if opset < DEFAULT_OPSET:
         raise ZooError(f"--opset {opset}: the exporter writes opset {DEFAULT_OPSET} or newer")
     module = module.eval().cpu()
-    if hasattr(module, "export_graphs"):
-        graphs = module.export_graphs(samples)
-    else:
-        shape = tuple(getattr(module, "input_shape", None) or spec.input_shape)
-        graphs = [image_graph(module, shape, samples)]
+    graphs = export_graphs(spec, module, samples)
     meta = dict(meta, format=FORMAT, zoo_version=zoo.__version__, opset=opset)
     out = Path(out)
     if len(graphs) > 1 and out.suffix == ".onnx":

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from zoo.contracts import export_graphs
 from zoo.errors import ZooError
 from zoo.exporters.onnx import TEMP_PREFIX, ExportReport, clean_stale_temporaries, export as export_onnx, is_zoo_onnx
 
@@ -78,7 +79,7 @@ def export(spec, module, out: Path, *, force: bool = False, write_graph=None, en
     ``entry_suffix``), its graph written by ``write_graph`` (the ONNX exporter by default). An
     existing entry is replaced only when zoo wrote it (or with ``force``): a model repository
     holds other people's models and files."""
-    if hasattr(module, "export_graphs") and len(module.export_graphs(None)) > 1:
+    if len(export_graphs(spec, module, None)) > 1:
         raise ZooError(f"triton export: {spec.name} exports several graphs driven by a loop; "
                        "use `zoo export --onnx` and run it with `zoo run`")
     out = Path(out)

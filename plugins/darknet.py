@@ -16,14 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.contracts import hook
 from zoo.errors import ZooError
 from zoo.store import atomic_path
 
 
 def _layers(module) -> list[tuple[str, str | None]]:
-    if not hasattr(module, "darknet_layers"):
+    layers = hook(module, "darknet_layers")
+    if layers is None:
         raise ZooError(f"{type(module).__name__} has no Darknet layer order; .weights files do not fit it")
-    return module.darknet_layers()
+    return layers()
 
 
 def _order(module) -> list[str]:

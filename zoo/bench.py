@@ -17,6 +17,7 @@ import click
 import numpy as np
 import torch
 
+from zoo.contracts import export_graphs
 from zoo.errors import ZooError
 from zoo.registry import registry
 from zoo.runtime.session import create_session
@@ -46,9 +47,7 @@ def _providers(requested: tuple[str, ...]) -> list[str]:
 
 def bench_model(name: str, batches: tuple[int, ...], iters: int, providers: tuple[str, ...],
                 random_weights: bool, json_out: str | None, config: dict | None = None) -> list[dict[str, Any]]:
-    from zoo.exporters.onnx import image_graph
     from zoo.modelio import export_model, load_trained
-
     from zoo.store import split_ref
 
     model, tag = split_ref(name)
@@ -63,8 +62,7 @@ def bench_model(name: str, batches: tuple[int, ...], iters: int, providers: tupl
                               random_weights=random_weights,
                               config=config)
         artifact = report.path
-        graphs = module.export_graphs(None) if hasattr(module, "export_graphs") else \
-            [image_graph(module, tuple(getattr(module, "input_shape", None) or spec.input_shape), None)]
+        graphs = export_graphs(spec, module, None)
         rows: list[dict[str, Any]] = []
         for graph in graphs:
             path = artifact if artifact.is_file() else artifact / f"{graph.name}.onnx"
