@@ -15,6 +15,8 @@ PACKAGES = {
     "inception": "GoogLeNet",
     "yolo": "YoloV3Tiny",
     "lenet": "LeNet5",
+    "charrnn": "CharRNN",
+    "seq2seq": "Seq2SeqAttention",
 }
 
 

@@ -4,8 +4,8 @@
                    -> `layers` stacked cells (rnn | gru | lstm, hidden units each, dropout between)
                    -> linear (hidden -> vocab) -> softmax over the next character
 
-The cells are written with their gates explicit (``zoo.plugins.recurrent``), ``--config
-cell=gru`` picks another. Training reads fixed 100-character chunks from a zero state
+The network is ``zoo.plugins.charrnn.model`` (this card is torch-free), its cells written with
+their gates explicit (``zoo.plugins.recurrent``); ``--config cell=gru`` picks another. Training reads fixed 100-character chunks from a zero state
 (truncated backpropagation through time) with gradient-norm clipping; the exported artifact is
 one step graph ``(token, state) -> (logits, state')`` and the runtime samples from it with
 temperature and a top-k cut-off (``--sample-top-k``: its own name, as ``--top-k`` means how
@@ -16,12 +16,6 @@ from __future__ import annotations
 
 from zoo.hookspecs import hookimpl
 from zoo.specs import ModelSpec, TaskOption, TaskSpec
-
-
-def build_charrnn(config: dict):
-    from zoo.plugins.recurrent import CharRNN
-
-    return CharRNN(config)
 
 
 @hookimpl
@@ -35,7 +29,7 @@ def zoo_models() -> list[ModelSpec]:
                     "exported as a step graph",
             paper="Karpathy, The Unreasonable Effectiveness of Recurrent Neural Networks, 2015; "
                   "Hochreiter and Schmidhuber, Long Short-Term Memory, 1997",
-            builder="zoo.plugins.charrnn:build_charrnn",
+            builder="zoo.plugins.charrnn.model:CharRNN",
             params=491_655,
             default_config={"cell": "lstm", "vocab_size": 103, "embed": 32, "hidden": 192, "layers": 2,
                             "dropout": 0.1},

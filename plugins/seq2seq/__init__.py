@@ -9,7 +9,8 @@ draws it:
 Two models: ``seq2seq-dates`` (the seed's assignment: human-readable dates in eight languages
 to ISO 8601) and ``seq2seq-g2p`` (spelling to ARPAbet with CMUdict). Exported as an
 ``encoder`` graph and a ``decoder_step`` graph; the runtime decodes greedily or with beam search
-and length normalisation, and can draw the attention as a heatmap.
+and length normalisation, and can draw the attention as a heatmap. This is the family's card,
+torch-free; the network is ``zoo.plugins.seq2seq.model``.
 """
 
 from __future__ import annotations
@@ -19,31 +20,6 @@ from zoo.specs import ModelSpec, TaskOption, TaskSpec
 
 PAPER = ("Bahdanau, Cho and Bengio, Neural Machine Translation by Jointly Learning to Align and Translate, "
          "ICLR 2015")
-
-
-def build_seq2seq(config: dict):
-    import types
-
-    from zoo.plugins.recurrent import Seq2SeqAttention
-
-    module = Seq2SeqAttention(config)
-    module.freeze = types.MethodType(freeze, module)
-    return module
-
-
-def freeze(module, upto: str) -> None:
-    """``--freeze``: fine-tune from the installed weights. ``none`` trains every tensor (the
-    weights are only the starting point); ``encoder`` freezes the source embedding and both
-    encoder directions and trains the bridge, attention and decoder."""
-    from zoo.errors import ZooError
-
-    if upto == "none":
-        return
-    if upto != "encoder":
-        raise ZooError(f"--freeze {upto!r}: use 'none' (fine-tune every tensor) or 'encoder'")
-    for name, param in module.named_parameters():
-        if name.split(".")[0] in ("src_embed", "fwd", "bwd"):
-            param.requires_grad_(False)
 
 
 @hookimpl
@@ -56,7 +32,7 @@ def zoo_models() -> list[ModelSpec]:
             summary="human-readable dates (8 languages, many formats) -> ISO 8601; bidirectional GRU "
                     "encoder, GRU decoder with additive attention",
             paper=PAPER,
-            builder="zoo.plugins.seq2seq:build_seq2seq",
+            builder="zoo.plugins.seq2seq.model:Seq2SeqAttention",
             params=187_630,
             default_config={"cell": "gru", "embed": 32, "enc_hidden": 64, "dec_hidden": 128, "attention": 64,
                             "dropout": 0.1, "src_vocab": 59, "tgt_vocab": 14, "max_src_len": 40,
@@ -73,7 +49,7 @@ def zoo_models() -> list[ModelSpec]:
             summary="spelling -> pronunciation (ARPAbet, CMUdict); bidirectional LSTM encoder, LSTM decoder "
                     "with additive attention",
             paper=PAPER,
-            builder="zoo.plugins.seq2seq:build_seq2seq",
+            builder="zoo.plugins.seq2seq.model:Seq2SeqAttention",
             params=729_066,
             default_config={"cell": "lstm", "embed": 48, "enc_hidden": 128, "dec_hidden": 192, "attention": 96,
                             "dropout": 0.1, "src_vocab": 28, "tgt_vocab": 42, "max_src_len": 20,
