@@ -37,7 +37,7 @@ def zoo_models() -> list[ModelSpec]:
             default_config={"cell": "gru", "embed": 32, "enc_hidden": 64, "dec_hidden": 128, "attention": 64,
                             "dropout": 0.1, "src_vocab": 59, "tgt_vocab": 14, "max_src_len": 40,
                             "max_tgt_len": 11},
-            dataset="dates",
+            dataset="dates-wide",
             family_default=True,
             train_defaults={"epochs": 12, "batch_size": 64, "optimizer": "adam", "lr": 3e-3, "lr_decay": 0.8,
                             "patience": 3, "clip_grad": 5.0, "bench_batches": (1, 64)},
