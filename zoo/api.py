@@ -431,6 +431,7 @@ def val(target: str | Path, data: str | None = None, dataset: str | None = None,
     ``image-folder``, ``yolo-txt``, ``coco-json``, ``parallel-tsv``...), all of it unless
     ``split`` says otherwise. ``options`` go to the task's report (``plot="confusion.png"``,
     ``beam=5``)."""
+    from zoo.data import call_loader
     from zoo.specs import load_object
 
     model = load(target, provider)
@@ -449,7 +450,8 @@ def val(target: str | Path, data: str | None = None, dataset: str | None = None,
     split = split or ("test" if own else "all")
     if split not in ("train", "dev", "test", "all"):
         raise ZooError(f"split {split!r}: choose train, dev, test or all")
-    splits = load_object(spec.loader)(data, seed=manifest.get("split_seed", 0))
+    splits = call_loader(load_object(spec.loader), data, seed=manifest.get("split_seed", 0),
+                         only=None if split == "all" else split)
     parts = (splits.train, splits.dev, splits.test) if split == "all" else (getattr(splits, split),)
     raw = [x for part in parts for x in part.inputs]
     targets = [t for part in parts for t in part.targets]

