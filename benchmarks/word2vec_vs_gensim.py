@@ -38,7 +38,7 @@ def main() -> None:
     from gensim.models import Word2Vec
 
     from zoo.engine import TrainOptions, train
-    from zoo.plugins.embeddings_model import build_vocab
+    from zoo.plugins.embeddings.model import build_vocab
     from zoo.runtime.wordvec import evaluate_vectors
     from zoo.registry import registry
     from zoo.specs import load_object

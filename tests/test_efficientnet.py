@@ -61,7 +61,7 @@ def test_plugin_specs_and_small_export(tmp_path):
 
 
 def test_same_padding_is_tensorflows():
-    from zoo.plugins.efficientnet_model import round_filters, same_padding
+    from zoo.plugins.efficientnet.model import round_filters, same_padding
 
     assert same_padding(224, 3, 2) == (0, 1) and same_padding(56, 5, 2) == (1, 2)  # extra pixel right/bottom
     assert same_padding(7, 3, 2) == (1, 1) and same_padding(14, 5, 1) == (2, 2)

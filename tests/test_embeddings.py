@@ -108,7 +108,7 @@ def _group_margin(words, vectors) -> float:
 @pytest.mark.parametrize("architecture", ["skipgram", "cbow"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_word2vec_learns_which_words_share_contexts(architecture, threads):
-    from zoo.plugins.embeddings_model import SGNS, build_vocab, encode_corpus
+    from zoo.plugins.embeddings.model import SGNS, build_vocab, encode_corpus
 
     sentences = _two_topic_corpus()
     words, counts = build_vocab(sentences, 1, 100)
@@ -124,7 +124,7 @@ def test_word2vec_learns_which_words_share_contexts(architecture, threads):
 def test_negatives_follow_unigram_to_the_three_quarters():
     import torch
 
-    from zoo.plugins.embeddings_model import SGNS
+    from zoo.plugins.embeddings.model import SGNS
 
     counts = np.array([1000, 100, 10, 1], np.int64)
     model = SGNS(counts, 4, 2, 5, 0.0, "skipgram", seed=0)
@@ -134,7 +134,7 @@ def test_negatives_follow_unigram_to_the_three_quarters():
 
 
 def test_subsampling_keeps_rare_words_and_thins_frequent_ones():
-    from zoo.plugins.embeddings_model import keep_probability
+    from zoo.plugins.embeddings.model import keep_probability
 
     counts = np.array([100_000, 1_000, 10], np.float64)
     keep = keep_probability(counts, 1e-3)
@@ -144,7 +144,7 @@ def test_subsampling_keeps_rare_words_and_thins_frequent_ones():
 
 
 def test_glove_cooccurrence_is_symmetric_with_one_over_distance():
-    from zoo.plugins.embeddings_model import cooccurrence
+    from zoo.plugins.embeddings.model import cooccurrence
 
     ids = np.array([0, 1, 2, 0, 3])
     sid = np.array([0, 0, 0, 0, 1])  # the last word is another sentence
@@ -158,7 +158,7 @@ def test_glove_cooccurrence_is_symmetric_with_one_over_distance():
 
 
 def test_glove_weighting_function():
-    from zoo.plugins.embeddings_model import glove_weight
+    from zoo.plugins.embeddings.model import glove_weight
 
     np.testing.assert_allclose(glove_weight(np.array([1.0, 50.0, 100.0, 500.0]), 100.0, 0.75),
                                [0.01 ** 0.75, 0.5 ** 0.75, 1.0, 1.0])
@@ -170,7 +170,7 @@ def test_glove_step_is_glove_c_adagrad():
     square root, the learning rate inside (accumulating the bare gradient froze the vectors)."""
     import torch
 
-    from zoo.plugins.embeddings_model import GloVe
+    from zoo.plugins.embeddings.model import GloVe
 
     model = GloVe(vocab=3, dim=2, seed=0)
     w0, wt1, b0, bt1 = model.w[0].clone(), model.w_tilde[1].clone(), float(model.b[0]), float(model.b_tilde[1])
@@ -399,7 +399,7 @@ def _vectors():
 
 @pytest.mark.parametrize("fmt", ["glove.txt", "w2v.txt", "w2v.w2v"])
 def test_import_vector_files_then_run(zoo, zoo_home, tmp_path, fmt):
-    from zoo.plugins.embeddings_model import write_text_vectors, write_word2vec_binary
+    from zoo.plugins.embeddings.model import write_text_vectors, write_word2vec_binary
 
     path = tmp_path / f"vectors.{fmt.split('.')[1]}"
     if fmt == "w2v.w2v":
@@ -429,7 +429,7 @@ def test_import_malformed_vectors_is_refused_before_installing(zoo, zoo_home, tm
 
 
 def test_import_truncated_binary_is_refused(zoo, zoo_home, tmp_path):
-    from zoo.plugins.embeddings_model import write_word2vec_binary
+    from zoo.plugins.embeddings.model import write_word2vec_binary
 
     path = tmp_path / "v.w2v"
     write_word2vec_binary(path, WORDS, _vectors())
@@ -450,7 +450,7 @@ def test_sentiment_models_build_from_installed_vectors(zoo_home, tmp_path):
     import torch
 
     from zoo.modelio import import_weights
-    from zoo.plugins.embeddings_model import write_text_vectors
+    from zoo.plugins.embeddings.model import write_text_vectors
     from zoo.registry import load_registry
 
     path = tmp_path / "v.txt"

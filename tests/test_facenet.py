@@ -55,7 +55,7 @@ def reference():
 
 
 def test_inception_resnet_v1_has_facenet_pytorch_state_dict_layout(reference):
-    from zoo.plugins.facenet_model import InceptionResnetV1
+    from zoo.plugins.facenet.model import InceptionResnetV1
 
     module = InceptionResnetV1({"num_classes": 8631})
     layout = [[k, list(v.shape), str(v.dtype).replace("torch.", "")] for k, v in module.state_dict().items()]
@@ -66,7 +66,7 @@ def test_inception_resnet_v1_has_facenet_pytorch_state_dict_layout(reference):
 def test_inception_resnet_v1_reproduces_facenet_pytorch_embedding_in_float64(reference):
     import torch
 
-    from zoo.plugins.facenet_model import InceptionResnetV1
+    from zoo.plugins.facenet.model import InceptionResnetV1
 
     module = InceptionResnetV1({"num_classes": 8631}).eval()
     module = module.double()
@@ -87,7 +87,7 @@ def test_facenet_pytorch_pt_file_imports_with_logits_dropped(tmp_path, zoo_home,
     import torch
 
     from zoo.modelio import import_weights
-    from zoo.plugins.facenet_model import InceptionResnetV1
+    from zoo.plugins.facenet.model import InceptionResnetV1
 
     state = InceptionResnetV1({"num_classes": 8631}).state_dict()
     path = tmp_path / "20180402-114759-vggface2.pt"
@@ -112,7 +112,7 @@ def _unit(x):
 def test_batch_hard_triplet_loss_uses_the_farthest_positive_and_nearest_negative():
     import torch
 
-    from zoo.plugins.facenet_model import triplet_loss
+    from zoo.plugins.facenet.model import triplet_loss
 
     emb = _unit([[1, 0], [0.8, 0.6], [0.6, 0.8], [0, 1]])
     labels = torch.tensor([0, 0, 1, 1])
@@ -126,7 +126,7 @@ def test_batch_hard_triplet_loss_uses_the_farthest_positive_and_nearest_negative
 def test_semi_hard_triplet_loss_picks_the_nearest_negative_beyond_the_positive():
     import torch
 
-    from zoo.plugins.facenet_model import triplet_loss
+    from zoo.plugins.facenet.model import triplet_loss
 
     # anchor 0, positive 1 at d=0.04; negatives 2 (d 0.02: too hard), 3 (d 0.1: semi-hard), 4 (far)
     emb = _unit([[1, 0], [0.98, 0.2], [0.99, 0.141], [0.95, 0.312], [0, 1]])
@@ -142,7 +142,7 @@ def test_semi_hard_triplet_loss_picks_the_nearest_negative_beyond_the_positive()
 def test_triplet_loss_is_zero_when_classes_are_farther_than_the_margin():
     import torch
 
-    from zoo.plugins.facenet_model import triplet_loss
+    from zoo.plugins.facenet.model import triplet_loss
 
     emb = _unit([[1, 0], [1, 0.01], [-1, 0], [-1, 0.01]])
     labels = torch.tensor([0, 0, 1, 1])
@@ -153,7 +153,7 @@ def test_triplet_loss_is_zero_when_classes_are_farther_than_the_margin():
 def test_pair_loss_is_binary_cross_entropy_of_the_weighted_absolute_difference():
     import torch
 
-    from zoo.plugins.facenet_model import pair_loss
+    from zoo.plugins.facenet.model import pair_loss
 
     emb = _unit([[1, 0], [0.9, 0.1], [0, 1]])
     labels = torch.tensor([0, 0, 1])
@@ -344,8 +344,8 @@ def test_frozen_graph_maps_onto_every_facenet_tensor_and_matches_opencv(tmp_path
 
     from zoo.modelio import check_state
     from zoo.plugins.facenet import FACENET_PREPROCESSING
-    from zoo.plugins.facenet_model import InceptionResnetV1
-    from zoo.plugins.facenet_tf import read_frozen_graph
+    from zoo.plugins.facenet.model import InceptionResnetV1
+    from zoo.plugins.facenet.tf import read_frozen_graph
 
     pb = graph_final()
     module = InceptionResnetV1({}).eval()
@@ -373,7 +373,7 @@ def test_frozen_graph_maps_onto_every_facenet_tensor_and_matches_opencv(tmp_path
 
 def test_frozen_graph_reader_refuses_a_file_that_is_not_a_graph(tmp_path):
     from zoo.errors import ZooError
-    from zoo.plugins.facenet_tf import read_graph
+    from zoo.plugins.facenet.tf import read_graph
 
     bad = tmp_path / "graph.pb"
     bad.write_bytes(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff")

@@ -17,6 +17,10 @@ PACKAGES = {
     "lenet": "LeNet5",
     "charrnn": "CharRNN",
     "seq2seq": "Seq2SeqAttention",
+    "efficientnet": "EfficientNetLite",
+    "facenet": "InceptionResnetV1",
+    "mtcnn": "MTCNN",
+    "embeddings": "WordEmbedding",
 }
 
 

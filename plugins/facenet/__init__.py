@@ -11,7 +11,7 @@ are) and also reads the frozen TensorFlow graph of David Sandberg's 20180408-102
 model (``zoo weights import facenet graph_final.pb``, no TensorFlow needed). ``facenet-small``
 trains here from scratch; its shipped weights learned digits 0-6 and are shown recognising
 7, 8 and 9 from one example each (classes never seen in training). The networks are
-``zoo.plugins.facenet_model``; detection, cropping, distances and the database are torch-free in
+``zoo.plugins.facenet.model``; detection, cropping, distances and the database are torch-free in
 ``zoo.runtime.tasks.faces`` and ``zoo.faces``.
 """
 
@@ -35,18 +35,6 @@ SMALL_PREPROCESSING = {"mode": "L", "size": [32, 32], "standardize": "fixed", "m
 FACENET_LFW_THRESHOLD = 1.1
 TRAIN_CONFIG = {"loss": "triplet", "mining": "semi-hard", "margin": 0.2}
 OPEN_SET_HELD_OUT = (7, 8, 9)
-
-
-def build_facenet(config: dict):
-    from zoo.plugins.facenet_model import InceptionResnetV1
-
-    return InceptionResnetV1(config)
-
-
-def build_facenet_small(config: dict):
-    from zoo.plugins.facenet_model import SmallFaceNet
-
-    return SmallFaceNet(config)
 
 
 def load_digits_open_set(path: str | None = None, *, seed: int = 0):
@@ -123,7 +111,7 @@ def zoo_models() -> list[ModelSpec]:
                     "and the 20180408-102900 CASIA-WebFace TensorFlow graph import as they are",
             paper="Schroff, Kalenichenko and Philbin, FaceNet: A Unified Embedding for Face Recognition and "
                   "Clustering, CVPR 2015; Szegedy et al., Inception-v4, Inception-ResNet, AAAI 2017",
-            builder="zoo.plugins.facenet:build_facenet",
+            builder="zoo.plugins.facenet.model:InceptionResnetV1",
             params=23_482_624,
             default_config={"num_classes": None, "embedding": 512, "dropout": 0.6, "image_size": 160,
                             **TRAIN_CONFIG, "threshold": FACENET_LFW_THRESHOLD},
@@ -131,7 +119,7 @@ def zoo_models() -> list[ModelSpec]:
             input_shape=(3, 160, 160),
             preprocessing=FACENET_PREPROCESSING,
             family_default=True,
-            importers={".pb": "zoo.plugins.facenet_tf:read_frozen_graph"},
+            importers={".pb": "zoo.plugins.facenet.tf:read_frozen_graph"},
             train_defaults={"epochs": 5, "batch_size": 16, "optimizer": "adam", "lr": 1e-4, "patience": 5,
                             "bench_batches": (1, 8)},
         ),
@@ -143,7 +131,7 @@ def zoo_models() -> list[ModelSpec]:
                     "shipped weights learned digits 0-6 and recognise 7-9 one-shot",
             paper="Schroff, Kalenichenko and Philbin, FaceNet, CVPR 2015 (triplet loss, online mining); "
                   "Hermans, Beyer and Leibe, In Defense of the Triplet Loss, 2017 (batch-hard)",
-            builder="zoo.plugins.facenet:build_facenet_small",
+            builder="zoo.plugins.facenet.model:SmallFaceNet",
             params=85_712,
             default_config={"in_channels": 1, "width": 16, "embedding": 128, "image_size": 32, **TRAIN_CONFIG,
                             "threshold": None},

