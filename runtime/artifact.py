@@ -41,6 +41,7 @@ class Artifact:
     report: ProviderReport | None = None
     typed: ArtifactMeta | None = None
     threads: int | None = None  # onnxruntime intra-op threads of its sessions (None: its default)
+    spin: bool = False  # whether their threads spin-wait between calls (``create_session``)
 
     @property
     def task(self) -> str:
@@ -64,7 +65,7 @@ class Artifact:
         if name not in self._sessions:
             path = self.graph_path(name)
             check_external_data(path, summarise(path))
-            session, report = create_session(str(path), self.provider, threads=self.threads)
+            session, report = create_session(str(path), self.provider, threads=self.threads, spin=self.spin)
             self._sessions[name] = session
             self.report = self.report or report
         return self._sessions[name]
@@ -126,14 +127,15 @@ def _sniff(path: Path) -> None:
         raise ZooError(f"{path}: not an ONNX model file")
 
 
-def open_artifact(path: str | Path, provider: str = "auto", threads: int | None = None) -> Artifact:
+def open_artifact(path: str | Path, provider: str = "auto", threads: int | None = None,
+                  spin: bool = False) -> Artifact:
     path = Path(path)
     if path.is_dir():
         meta_file = path / META_FILE
         typed = _decode(_read_meta_file(meta_file), meta_file)
         for name, rel in typed.graphs.items():
             _graph_file(path, rel)
-        return Artifact(path, typed.to_dict(), provider, typed=typed, threads=threads)
+        return Artifact(path, typed.to_dict(), provider, typed=typed, threads=threads, spin=spin)
     if not path.exists():
         raise ZooError(f"{path}: no such artifact")
     _sniff(path)
@@ -142,8 +144,8 @@ def open_artifact(path: str | Path, provider: str = "auto", threads: int | None 
         raise ZooError(f"{path}: ONNX model has no zoo metadata (was it exported by `zoo export`?)")
     typed = _decode(summary.metadata[META_KEY], path)
     check_external_data(path, summary)
-    artifact = Artifact(path, typed.to_dict(), provider, typed=typed, threads=threads)
-    session, report = create_session(str(path), provider, threads=threads)
+    artifact = Artifact(path, typed.to_dict(), provider, typed=typed, threads=threads, spin=spin)
+    session, report = create_session(str(path), provider, threads=threads, spin=spin)
     _check_against_graph(path, typed, session)
     artifact._sessions["model"] = session
     artifact.report = report

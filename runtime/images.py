@@ -73,8 +73,9 @@ def load_image(path: str | Path | ImageInput, mode: str = "RGB") -> Image.Image:
                         "(possible decompression bomb)"
                     )
                 img.load()
-                img = ImageOps.exif_transpose(img)
-                return img.convert(mode)
+                # in place: a copy of a camera photo costs as much as decoding it again
+                ImageOps.exif_transpose(img, in_place=True)
+                return img if img.mode == mode else img.convert(mode)
     except ZooError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -74,18 +74,26 @@ def check_threads(threads: int | None) -> None:
                        "(or leave it out for onnxruntime's default, one per physical core)")
 
 
-def create_session(path: str, requested: str = "auto", options=None, threads: int | None = None):
+def create_session(path: str, requested: str = "auto", options=None, threads: int | None = None,
+                   spin: bool = True):
     """Return ``(session, ProviderReport)``; raise ZooError if ``requested`` cannot be honoured
     and was asked for explicitly. ``threads`` sets onnxruntime's intra-op thread count (the
     threads one graph call spreads over; None leaves onnxruntime's default, one per physical
-    core). zoo's runtime pre-processes the next batch on threads of its own while a graph
-    runs, so on a small machine fewer intra-op threads than cores can be faster."""
+    core). ``spin=False`` makes those threads sleep between graph calls instead of spin-waiting
+    for the next one: the runtime (``Artifact`` sessions) does so, because it decodes the next
+    batch, searches and samples on the same cores between calls, and a spinning pool takes
+    them (measured on the 2-core machine: yolo-nano over photos x1.33 from this alone, char-rnn
+    sampling x1.3; benchmarks/RESULTS.md). Timing a graph alone (``zoo bench``) keeps the
+    default."""
     import onnxruntime as ort
 
     check_threads(threads)
-    if threads is not None:
+    if threads is not None or not spin:
         options = options or ort.SessionOptions()
+    if threads is not None:
         options.intra_op_num_threads = threads
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if requested not in PROVIDER_CHOICES:
         raise ZooError(f"unknown provider {requested!r}; choose from {', '.join(PROVIDER_CHOICES)}")
     ort.set_default_logger_severity(4)  # our report replaces onnxruntime's fallback log lines

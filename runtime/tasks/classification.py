@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from zoo.errors import ZooError
-from zoo.runtime.images import iter_images, load_image, to_array
+from zoo.runtime.images import iter_images, load_image
 from zoo.runtime.results import ClassificationResult
 from zoo.runtime.tasks import Agreement, Prepared, Task, top1_agreement
 
@@ -52,10 +52,11 @@ def _digit(gray: np.ndarray, canvas: int, box: int) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def preprocess(image: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
-    """One uint8 image (H, W) or (H, W, C) -> float32 (C, H, W), exactly as the model expects."""
+def preprocess(image: np.ndarray | Image.Image, pre: dict[str, Any]) -> np.ndarray:
+    """One uint8 image (H, W) or (H, W, C), or the PIL image itself -> float32 (C, H, W),
+    exactly as the model expects."""
     mode = pre.get("mode", "RGB")
-    img = Image.fromarray(image)
+    img = image if isinstance(image, Image.Image) else Image.fromarray(image)
     if img.mode != mode:
         img = img.convert(mode)
     height, width = pre["size"]
@@ -143,7 +144,7 @@ class ImageClassification(Task):
 
     def preprocess(self, artifact, item, options: dict[str, Any]) -> Prepared:
         pre = artifact.meta["preprocessing"]
-        return Prepared(item, preprocess(to_array(load_image(item, pre.get("mode", "RGB"))), pre))
+        return Prepared(item, preprocess(load_image(item, pre.get("mode", "RGB")), pre))
 
     def predict(self, artifact, batch: np.ndarray, options: dict[str, Any]) -> list[list[dict[str, Any]]]:
         session = artifact.session()

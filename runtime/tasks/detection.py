@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from zoo.errors import ZooError
 from zoo.runtime.boxes import Letterbox, batched_nms, iou, nms, place_labels
-from zoo.runtime.images import SaveTargets, collect_images, iter_images, load_image, save_image, to_array
+from zoo.runtime.images import SaveTargets, collect_images, iter_images, load_image, save_image
 from zoo.runtime.results import DetectionResult
 from zoo.runtime.tasks import Prepared, Task
 
@@ -95,9 +95,10 @@ def decode(outputs: np.ndarray, config: dict[str, Any], conf: float, iou_thresho
 
 
 # -- images ------------------------------------------------------------------------------------
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
-    """uint8 (H, W, 3) -> float32 (3, size, size) in [0, 1], aspect kept, grey padding."""
-    img = Image.fromarray(np.asarray(image, np.uint8))
+def letterbox(image: np.ndarray | Image.Image, size: int) -> tuple[np.ndarray, Letterbox]:
+    """uint8 (H, W, 3) (or the PIL image itself) -> float32 (3, size, size) in [0, 1], aspect
+    kept, grey padding."""
+    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, np.uint8))
     if img.mode != "RGB":
         img = img.convert("RGB")
     box = Letterbox.fit(img.width, img.height, size)
@@ -435,7 +436,7 @@ class ObjectDetection(Task):
         """The letterboxed image; only network-size arrays outlive this call, so a batch never
         holds full-size images."""
         img = load_image(item, "RGB")
-        array, box = letterbox(to_array(img), int(artifact.meta["config"]["input_size"]))
+        array, box = letterbox(img, int(artifact.meta["config"]["input_size"]))
         return Prepared(item, array, (img.size, box))
 
     def predict(self, artifact, batch: np.ndarray, options: dict[str, Any]) -> list[dict[str, np.ndarray]]:
