@@ -537,19 +537,23 @@ class Translation(Task):
                  alpha: float = 0.7) -> dict[str, float]:
         """Exact match, token error rate (word or phoneme error rate: edit distance over reference
         length) and, when sacrebleu is installed, corpus BLEU on a held-out split."""
-        unit = artifact.meta["target_unit"]
         hyps = [out for out, _, _ in self.translate(artifact, list(sources), beam, alpha)]
-        errors = sum(edit_distance(target_tokens(h, unit), target_tokens(r, unit)) for h, r in zip(hyps, references))
-        length = sum(len(target_tokens(r, unit)) for r in references)
-        metrics = {"exact_match": float(np.mean([h == r for h, r in zip(hyps, references)])),
-                   "token_error_rate": errors / max(length, 1)}
-        try:
-            import sacrebleu
-        except ImportError:
-            return metrics
-        tokenize = "char" if unit == "char" else "none"
-        metrics["bleu"] = float(sacrebleu.corpus_bleu(hyps, [list(references)], tokenize=tokenize).score)
+        return score_translations(hyps, references, artifact.meta["target_unit"])
+
+
+def score_translations(hyps: Sequence[str], references: Sequence[str], unit: str) -> dict[str, float]:
+    """Exact match, token error rate and (with sacrebleu installed) corpus BLEU of ``hyps``."""
+    errors = sum(edit_distance(target_tokens(h, unit), target_tokens(r, unit)) for h, r in zip(hyps, references))
+    length = sum(len(target_tokens(r, unit)) for r in references)
+    metrics = {"exact_match": float(np.mean([h == r for h, r in zip(hyps, references)])),
+               "token_error_rate": errors / max(length, 1)}
+    try:
+        import sacrebleu
+    except ImportError:
         return metrics
+    tokenize = "char" if unit == "char" else "none"
+    metrics["bleu"] = float(sacrebleu.corpus_bleu(list(hyps), [list(references)], tokenize=tokenize).score)
+    return metrics
 
 
 def draw_attention(matrix: np.ndarray, source: list[str], output: list[str], path: Path, cell: int = 18) -> None:
