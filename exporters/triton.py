@@ -11,7 +11,6 @@ so they are refused here.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any

@@ -5,7 +5,6 @@ step graphs), so the figures describe exactly what ``zoo run`` executes."""
 
 from __future__ import annotations
 
-import json
 import platform
 import statistics
 import tempfile
@@ -14,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 import torch
 
 from zoo.contracts import export_graphs
