@@ -45,6 +45,7 @@ def _providers(requested: tuple[str, ...]) -> list[str]:
 
 def bench_model(name: str, batches: tuple[int, ...], iters: int, providers: tuple[str, ...],
                 random_weights: bool, json_out: str | None, config: dict | None = None) -> list[dict[str, Any]]:
+    from zoo.engine import TrainOptions
     from zoo.modelio import export_model, load_trained
     from zoo.store import split_ref
 
@@ -52,7 +53,7 @@ def bench_model(name: str, batches: tuple[int, ...], iters: int, providers: tupl
     spec = registry().model(model)
     module, _ = load_trained(spec, random_weights, config, tag)
     module.eval()
-    batches = batches or tuple(spec.train_defaults.get("bench_batches", (1, 64)))
+    batches = batches or tuple(TrainOptions.default(spec, "bench_batches"))
     if random_weights:
         click.echo("note: RANDOM weights (timing only)", err=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -74,14 +74,22 @@ class TrainOptions:
     tag: str | None = None  # the store tag (and run id) of this run; default: a fresh run id
     activate: bool = False  # make the run active even if it does not beat the active entry
 
+    #: the engine's default of every ``ModelSpec.train_defaults`` key, in one place (the values a
+    #: model declares are checked by ``zoo.specs.TRAIN_DEFAULTS``); a model's own value and then a
+    #: command-line flag override it
     _DEFAULTS = {"epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "lr_decay": 1.0,
-                 "weight_decay": 0.0, "patience": 5, "augment": None, "clip_grad": None}
+                 "weight_decay": 0.0, "patience": 5, "augment": None, "clip_grad": None, "bench_batches": (1, 64)}
+
+    @classmethod
+    def default(cls, spec: ModelSpec, key: str) -> Any:
+        """``spec``'s value of a ``train_defaults`` key: its own, else the engine's."""
+        return spec.train_defaults.get(key, cls._DEFAULTS[key])
 
     def resolved(self, spec: ModelSpec) -> "TrainOptions":
         values = asdict(self)
-        for key, default in self._DEFAULTS.items():
+        for key in self._DEFAULTS.keys() & values.keys():
             if values[key] is None:
-                values[key] = spec.train_defaults.get(key, default)
+                values[key] = self.default(spec, key)
         if values["optimizer"] not in OPTIMIZERS:
             raise ZooError(f"unknown optimizer {values['optimizer']!r}; choose from {', '.join(OPTIMIZERS)}")
         return TrainOptions(**values)
