@@ -22,12 +22,13 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 import zoo
-from zoo.contracts import export_graphs
+# Graph and image_graph are the module contract's (zoo.contracts); importable from here too
+from zoo.contracts import Graph, export_graphs, image_graph  # noqa: F401
 from zoo.errors import ZooError
 from zoo.runtime.artifact import FORMAT, GRAPH_SHA_KEY, META_FILE, META_KEY
 from zoo.runtime.meta import ArtifactMeta
@@ -38,23 +39,6 @@ TEMP_PREFIX = ".zoo-export-"
 
 DEFAULT_OPSET = 18  # the torch.export-based exporter writes opset 18 or newer
 ATOL, RTOL = 1e-4, 1e-3
-
-
-@dataclass
-class Graph:
-    """One graph to export: ``inputs(batch, seed)`` makes example inputs; the tracing call uses
-    seed 0 and the parity checks other seeds and batch sizes."""
-
-    name: str
-    module: Any
-    inputs: Callable[[int, int], tuple]
-    input_names: list[str]
-    output_names: list[str]
-    dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
-    #: "auto": TorchScript tracing first (a fraction of a second) and the torch.export-based
-    #: exporter when that fails or its graph fails the checker or parity; "torch.export": that
-    #: exporter only (for graphs that tracing is known to get wrong)
-    exporter: str = "auto"
 
 
 @dataclass
@@ -88,20 +72,6 @@ class ExportReport:
                        f"{'ok' if p.ok else 'FAILED'}")
         out.append(f"wrote {self.path} ({self.size_bytes / 1e6:.2f} MB)")
         return out
-
-
-def image_graph(module, input_shape: tuple[int, ...], samples: np.ndarray | None) -> Graph:
-    """The single graph of an image model: (N, C, H, W) float32 -> logits (N, classes)."""
-    import torch
-
-    def inputs(batch: int, seed: int) -> tuple:
-        if samples is not None and len(samples) >= 16:
-            start = (seed * 7) % (len(samples) - batch)
-            return (torch.from_numpy(np.ascontiguousarray(samples[start: start + batch])).float(),)
-        return (torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(seed)),)
-
-    return Graph("model", module, inputs, ["input"], ["logits"],
-                 {"input": {0: "batch"}, "logits": {0: "batch"}})
 
 
 def _export_graph(graph: Graph, path: Path, opset: int, dynamo: bool = True) -> None:

@@ -14,6 +14,7 @@ This module imports neither torch nor numpy at run time: the types are for reade
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from zoo.errors import ZooError
@@ -22,8 +23,26 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from zoo.exporters.onnx import Graph
     from zoo.specs import ModelSpec
+
+
+@dataclass
+class Graph:
+    """One graph to export, as ``ZooModule.export_graphs`` returns them (also importable as
+    ``zoo.exporters.onnx.Graph``): ``inputs(batch, seed)`` makes example inputs; the tracing call
+    uses seed 0 and the parity checks other seeds and batch sizes. Defined here, not in the
+    exporter, so that a model module names it without importing the exporter."""
+
+    name: str
+    module: Any
+    inputs: Callable[[int, int], tuple]
+    input_names: list[str]
+    output_names: list[str]
+    dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
+    #: "auto": TorchScript tracing first (a fraction of a second) and the torch.export-based
+    #: exporter when that fails or its graph fails the checker or parity; "torch.export": that
+    #: exporter only (for graphs that tracing is known to get wrong)
+    exporter: str = "auto"
 
 
 class ZooModule(Protocol):
@@ -53,7 +72,7 @@ class ZooModule(Protocol):
         ...
 
     def export_graphs(self, samples: np.ndarray | None) -> list[Graph]:
-        """The ONNX graphs of the artifact (``zoo.exporters.onnx.Graph``: a module, an example
+        """The ONNX graphs of the artifact (:class:`Graph`: a module, an example
         input maker, input/output names and dynamic axes). ``samples`` are real encoded dev
         inputs (or None) to trace and check parity on. One graph makes an ``.onnx`` file, several
         (an encoder and a decoder step) a folder with ``zoo.json``. Default: one graph
@@ -136,6 +155,20 @@ def export_graphs(spec: ModelSpec, module: Any, samples: np.ndarray | None) -> l
             raise ZooError(f"{spec.name}: export_graphs must return a non-empty list of Graph, "
                            f"got {type(graphs).__name__}")
         return list(graphs)
-    from zoo.exporters.onnx import image_graph
-
     return [image_graph(module, input_shape(spec, module), samples)]
+
+
+def image_graph(module: Any, input_shape: tuple[int, ...], samples: np.ndarray | None) -> Graph:
+    """The single graph of an image model: (N, C, H, W) float32 ``input`` -> ``logits``; the
+    example inputs are ``samples`` when there are enough of them, else seeded noise."""
+    import numpy as np
+    import torch
+
+    def inputs(batch: int, seed: int) -> tuple:
+        if samples is not None and len(samples) >= 16:
+            start = (seed * 7) % (len(samples) - batch)
+            return (torch.from_numpy(np.ascontiguousarray(samples[start: start + batch])).float(),)
+        return (torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(seed)),)
+
+    return Graph("model", module, inputs, ["input"], ["logits"],
+                 {"input": {0: "batch"}, "logits": {0: "batch"}})

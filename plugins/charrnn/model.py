@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from zoo.exporters.onnx import Graph
+from zoo.contracts import Graph
 from zoo.plugins.recurrent import StackedRNN, sequence_loss
 
 

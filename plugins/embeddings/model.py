@@ -106,7 +106,7 @@ class WordEmbedding(nn.Module):
         return F.normalize(F.embedding(ids, self.embedding.weight), dim=-1, eps=1e-12)
 
     def export_graphs(self, samples=None):
-        from zoo.exporters.onnx import Graph
+        from zoo.contracts import Graph
 
         n = self.embedding.num_embeddings
 
@@ -699,7 +699,7 @@ class SentimentClassifier(nn.Module):
         return self.head(self.dropout(h))
 
     def export_graphs(self, samples=None):
-        from zoo.exporters.onnx import Graph
+        from zoo.contracts import Graph
 
         n = self.embedding.num_embeddings
 

@@ -103,7 +103,7 @@ class EmbeddingNet(nn.Module):
         return triplet_loss(outputs, targets, self.margin, self.mining)
 
     def export_graphs(self, samples: np.ndarray | None):
-        from zoo.exporters.onnx import Graph
+        from zoo.contracts import Graph
 
         shape = tuple(self.input_shape)
 

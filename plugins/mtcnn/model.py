@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from zoo.exporters.onnx import Graph
+from zoo.contracts import Graph
 
 
 def _flatten_caffe(x: torch.Tensor) -> torch.Tensor:

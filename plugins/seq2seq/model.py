@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from zoo.contracts import Graph
 from zoo.errors import ZooError
-from zoo.exporters.onnx import Graph
 from zoo.plugins.recurrent import CELLS, make_cell, run_cell, sequence_loss
 
 

@@ -52,8 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.contracts import Graph, image_graph
 from zoo.errors import ZooError
-from zoo.exporters.onnx import Graph, image_graph
 from zoo.runtime.tasks.detection import grid_cells, head_layout
 
 #: filters of layers 0, 2, 4, 6, 8, 10, 12, 13, 14, 18, 21 (and the third head's 25, 28) at width 1
