@@ -182,6 +182,7 @@ class Task:
         path). A list or tuple is the call's whole list (``begin`` sees it; a task that
         overrides ``run`` is called once with it); any other iterable is streamed."""
         size = max(1, int(batch_size or options.get("batch_size") or self.default_batch_size))
+        prefetch = max(0, int(prefetch))
         if not self.per_input:
             yield from self._run_batches(artifact, inputs, options, size)
             return
