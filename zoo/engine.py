@@ -439,7 +439,8 @@ class Checkpointer:
     the checkpoint ``--resume`` reads, ``metrics.jsonl`` and the training curve."""
 
     #: seconds between two drawings of ``curve.png`` while training (drawing takes most of a
-    #: second, as long as a whole epoch of a small model); the last epoch is always drawn
+    #: second, as long as a whole epoch of a small model); the first drawing comes after that
+    #: long, and the last epoch is always drawn
     CURVE_EVERY = 30.0
 
     def __init__(self, spec: ModelSpec, opts: TrainOptions, config: dict[str, Any], ctx: Distributed):
@@ -463,7 +464,9 @@ class Checkpointer:
             run_id = store.free_tag(spec.name, run_id)  # a finished run trained further
         self.run_dir, self.run_id = run_dir, run_id
         self.claim: Path | None = None
-        self._curve_drawn = (0, -float("inf"))  # (epoch, time) of the last drawing
+        # (epoch, time) of the last drawing; the clock starts now, so that a run shorter than
+        # CURVE_EVERY draws its curve once, after the last epoch, not also inside the first one
+        self._curve_drawn = (0, time.perf_counter())
         if ctx.main:
             store._mkdir(run_dir)
             self.claim = store.claim_run(run_dir)  # two processes never train into one run folder
@@ -548,8 +551,9 @@ def fit_epochs(spec: ModelSpec, task: Any, data: TrainData, fit: Fit, checkpoint
             idx = idx[ctx.rank::ctx.world]
             total += fit.step(x_train[idx], y_train[idx], generator, device) * len(idx)
             seen += len(idx)
-            bar.set_postfix(loss=f"{total / seen:.4f}")
-            bar.update()
+            if not bar.disable:
+                bar.set_postfix(loss=f"{total / seen:.4f}")
+                bar.update()
         bar.close()
         dev = evaluate(fit.module, task, fit.loss_fn, *data.dev, opts.batch_size * 4, device, data.meta)
         record = {"epoch": epoch, "train_loss": total / max(seen, 1), "dev_loss": dev.pop("loss"),
