@@ -316,14 +316,6 @@ class Model:
             else:
                 yield item
 
-    @staticmethod
-    def _sources(inputs: list[Any], raw: list[dict[str, Any]]) -> list[Any]:
-        """The input behind each result, for ``plot()``: one result per input unless a folder
-        expanded into several, in which case the result's own ``input`` path stands in."""
-        if len(inputs) == len(raw):
-            return inputs
-        return [r.get("input") for r in raw]
-
 
 def similar_options(unknown: Iterable[str], known: Iterable[str], sep: str = "_") -> str:
     """Known options whose name holds an unknown one as a word (``top_k`` -> ``sample_top_k``),
