@@ -14,13 +14,15 @@ epochs of all rounds). ``--profile`` runs one more zoo training under cProfile a
 functions that take the most cumulative time inside ``fit_epochs``.
 
     python benchmarks/train_speed.py rss --images 2000 --side 224 [--mode before|in-ram|stream]
+        [--model resnet18 --config image_size=160 --max-steps 4]
 
 Builds (once, under ``--folder``, default a temporary folder) an image folder of ``--images``
-generated JPEGs in 10 class sub-folders and trains one epoch of lenet5 reading them (grayscale,
-32x32) in a fresh process per mode, reporting each process's peak RSS (``resource.getrusage``;
-the data-loading workers' largest peak separately): ``before`` decodes every image in the loader
-and encodes whole splits (the path before streaming), ``in-ram`` encodes the file-backed splits
-whole, ``stream`` reads them through a ``DataLoader`` with workers.
+generated JPEGs in 10 class sub-folders and trains one epoch of ``--model`` (lenet5 reads them
+grayscale at 32x32) on it in a fresh process per mode, scoring dev and test, and reports each
+process's peak RSS (``resource.getrusage``; the data-loading workers' largest peak separately):
+``before`` decodes every image in the loader and encodes whole splits (the path before
+streaming), ``in-ram`` encodes the file-backed splits whole, ``stream`` reads them through a
+``DataLoader`` with workers.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def plain_loop(data, spec, epochs: int, seed: int) -> list[float]:
     model = LeNet5(config["in_channels"], config["num_classes"], config["dropout"])
     optimizer = torch.optim.Adam(model.parameters(), lr=defaults["lr"])
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=defaults["lr_decay"])
-    (x, y), (x_dev, y_dev) = data.train, data.dev
+    (x, y), (x_dev, y_dev) = (data.train.x, data.train.y), (data.dev.x, data.dev.y)
     batch = defaults["batch_size"]
     generator = torch.Generator().manual_seed(seed)
     times = []
@@ -185,13 +187,16 @@ def rss_child(args) -> None:
     else:
         engine.STREAM_BYTES = 0
     start = time.perf_counter()
-    result = engine.train("lenet5", engine.TrainOptions(
+    config = dict(item.split("=", 1) for item in args.config)
+    config = {k: int(v) if v.isdigit() else v for k, v in config.items()}
+    result = engine.train(args.model, engine.TrainOptions(
         epochs=1, dataset="image-folder", data=args.folder, augment="", install=False, progress=False,
+        config=config, max_steps=args.max_steps, batch_size=args.batch_size,
         run_dir=str(Path(os.environ["ZOO_HOME"]) / f"rss-{args.mode}")))
     seconds = time.perf_counter() - start
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"mode": args.mode, "peak_rss_mib": round(own), "largest_worker_peak_rss_mib": round(children),
+    print(json.dumps({"model": args.model, "mode": args.mode, "peak_rss_mib": round(own), "largest_worker_peak_rss_mib": round(children),
                       "seconds": round(seconds, 2), "test_accuracy": result.metrics["test_accuracy"]}))
 
 
@@ -200,8 +205,11 @@ def rss(args) -> None:
     make_folder(folder, args.images, args.side)
     modes = [args.mode] if args.mode else ["before", "in-ram", "stream"]
     for mode in modes:
+        extra = [f"--config={c}" for c in args.config] + (["--max-steps", str(args.max_steps)] if args.max_steps else [])
+        extra += ["--batch-size", str(args.batch_size)] if args.batch_size else []
         out = subprocess.run([sys.executable, __file__, "rss-child", "--mode", mode, "--folder", str(folder),
-                              "--threads", str(args.threads)], capture_output=True, text=True)
+                              "--threads", str(args.threads), "--model", args.model, *extra],
+                             capture_output=True, text=True)
         if out.returncode:
             sys.exit(out.stderr[-3000:])
         print(out.stdout.strip().splitlines()[-1])
@@ -219,6 +227,10 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=224)
     parser.add_argument("--folder")
     parser.add_argument("--mode", choices=("before", "in-ram", "stream"))
+    parser.add_argument("--model", default="lenet5")
+    parser.add_argument("--config", action="append", default=[], help="KEY=VALUE of the model config (rss)")
+    parser.add_argument("--max-steps", type=int, help="training batches of the epoch (rss; default all)")
+    parser.add_argument("--batch-size", type=int)
     args = parser.parse_args()
     {"speed": speed, "rss": rss, "rss-child": rss_child}[args.what](args)
 

@@ -4,6 +4,7 @@ the task's ``encode_inputs`` so that training and ``zoo run`` share one preproce
 
 from __future__ import annotations
 
+import copy
 import gzip
 import struct
 import zipfile
@@ -151,10 +152,48 @@ def load_mnist_folder(folder: str | Path, *, seed: int = 0, dev: int | float = 0
 
 
 # -- image folders ------------------------------------------------------------------------------
+class LazySamples(Sequence):
+    """Raw samples read from disk when indexed, not when the dataset is loaded: a split of a
+    large folder costs its file names until used. The training engine streams such a split
+    through a ``DataLoader`` when its encoding would not fit comfortably in memory
+    (``zoo.engine.STREAM_BYTES``); everything else reads it as any sequence of samples."""
+
+    def __init__(self, items: Sequence[Any]):
+        self.items = tuple(items)
+
+    def read(self, item: Any) -> Any:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            view = copy.copy(self)
+            view.items = self.items[index]
+            return view
+        return self.read(self.items[index])
+
+
+class ImageFiles(LazySamples):
+    """Image files, each decoded to a uint8 array (H, W[, C]) in ``mode`` when indexed."""
+
+    def __init__(self, paths: Sequence[Path], mode: str = "RGB"):
+        super().__init__(paths)
+        self.mode = mode
+
+    def read(self, item: Path) -> np.ndarray:
+        from zoo.runtime.images import load_image, to_array
+
+        return to_array(load_image(item, self.mode))
+
+
 def load_image_folder(path: str | Path | None = None, *, seed: int = 0, test: float = 0.15, dev: float = 0.15,
                       mode: str = "RGB") -> Splits:
-    """One sub-folder per class (the ImageFolder layout); the class names are the labels."""
-    from zoo.runtime.images import IMAGE_SUFFIXES, load_image, to_array
+    """One sub-folder per class (the ImageFolder layout); the class names are the labels. The
+    splits hold the files (``ImageFiles``), decoded when read, so that a folder of any size
+    loads at the cost of its file names."""
+    from zoo.runtime.images import IMAGE_SUFFIXES
 
     if not path:
         raise ZooError("an image-folder dataset needs --data FOLDER (one sub-folder per class)")
@@ -164,16 +203,18 @@ def load_image_folder(path: str | Path | None = None, *, seed: int = 0, test: fl
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         raise ZooError(f"{folder}: an image folder needs one sub-folder per class, at least two")
-    images, targets = [], []
+    files, targets = [], []
     for index, name in enumerate(classes):
-        files = sorted(p for p in (folder / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
+        found = sorted(p for p in (folder / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
             raise ZooError(f"{folder / name}: class folder holds no images")
-        for path in files:
-            images.append(to_array(load_image(path, mode)))
-            targets.append(index)
-    return split(images, np.asarray(targets, np.int64), test=test, dev=dev, seed=seed, labels=classes,
-                 source=str(folder))
+        files += found
+        targets += [index] * len(found)
+    splits = split(files, np.asarray(targets, np.int64), test=test, dev=dev, seed=seed, labels=classes,
+                   source=str(folder))
+    for part in (splits.train, splits.dev, splits.test):
+        part.inputs = ImageFiles(part.inputs, mode)
+    return splits
 
 
 # -- bundled digits ---------------------------------------------------------------------------

@@ -15,7 +15,8 @@ The task's numpy ``metric(outputs, targets, meta)`` scores the dev and test spli
 ``Splits.config`` adjusts the model config to the data (classes, vocabulary size) and
 ``Splits.info`` (a vocabulary, say) travels into the manifest and the exported artifact.
 
-``train`` is the steps in order: ``load_data`` (the encoded splits), ``build_module`` (seeded,
+``train`` is the steps in order: ``load_data`` (the splits, encoded in memory or, for a large
+folder of files, streamed from disk), ``build_module`` (seeded,
 frozen with ``--freeze``), ``Fit.make`` (loss, optimizer, schedule, augmentation, DDP), a
 ``Checkpointer`` (the run folder: claim, ``--resume``, per-epoch saves), ``fit_epochs`` (the loop
 and early stopping) and ``finalize`` (test score, manifest, store entry)."""
@@ -30,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -42,7 +43,7 @@ from zoo import store
 from zoo.contracts import hook
 from zoo.errors import ZooError
 from zoo.registry import registry
-from zoo.data import Splits
+from zoo.data import LazySamples, Splits
 from zoo.specs import DatasetSpec, ModelSpec, load_object
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
@@ -258,6 +259,16 @@ def _batches(order: np.ndarray, size: int):
         yield order[start: start + size]
 
 
+def epoch_batches(n: int, seed: int, epoch: int, size: int, steps: int, ctx: "Distributed") -> Iterator[np.ndarray]:
+    """The sample indices of this process's batches in one epoch: the (seed, epoch) shuffle cut
+    into ``size`` batches, at most ``steps`` of them, each shared out between the processes (a
+    last batch too small to share is dropped)."""
+    for step, idx in enumerate(_batches(epoch_order(n, seed, epoch), size)):
+        if step >= steps or len(idx) < ctx.world:
+            return
+        yield idx[ctx.rank::ctx.world]
+
+
 CHECKPOINT = "checkpoint"
 
 
@@ -311,16 +322,90 @@ def forward(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.
 
 
 @torch.no_grad()
-def evaluate(module, task, loss_fn, x, y, batch_size, device, meta) -> dict[str, float]:
+def evaluate(module, task, loss_fn, split: "InMemory | Streamed", batch_size, device, meta) -> dict[str, float]:
     module.eval()
-    outputs = torch.cat([forward(module, x[i: i + batch_size].to(device), y[i: i + batch_size].to(device)).float().cpu()
-                         for i in range(0, len(x), batch_size)])
+    outputs, targets = [], []
+    for xb, yb in split.in_order(batch_size):
+        outputs.append(forward(module, xb.to(device), yb.to(device)).float().cpu())
+        targets.append(yb)
+    outputs, y = torch.cat(outputs), torch.cat(targets)
     metrics = task.metric(outputs.numpy(), y.numpy(), meta)
     metrics["loss"] = float(loss_fn(outputs, y))
     return metrics
 
 
 # -- the steps of a run -------------------------------------------------------------------------
+#: file-backed splits (``zoo.data.LazySamples``, an image folder's) are encoded whole into memory
+#: while their encodings together stay under this many bytes, and streamed from disk beyond it
+STREAM_BYTES = 512 * 2**20
+#: the data-loading worker processes of a streamed split (0: decode in the training process)
+STREAM_WORKERS = min(4, max(0, (os.cpu_count() or 1) - 1))
+
+
+@dataclass
+class InMemory:
+    """A split encoded once into two tensors, the fast path of every dataset that fits in memory."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def batches(self, indices: Iterable[np.ndarray]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for idx in indices:
+            yield self.x[idx], self.y[idx]
+
+    def in_order(self, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, len(self.y), size):
+            yield self.x[start: start + size], self.y[start: start + size]
+
+
+@dataclass
+class Streamed:
+    """A split read from its files batch by batch: a ``DataLoader`` whose workers decode the
+    samples of each batch and encode them with the task (the same ``encode_inputs`` and
+    ``encode_targets`` as the in-memory path, on a batch of raw inputs). The batches are the
+    ones asked for, in that order, so a (seed, epoch) gives the same batches as in memory;
+    memory holds a few batches, whatever the size of the dataset."""
+
+    inputs: Sequence[Any]
+    targets: np.ndarray
+    task: Any
+    meta: dict[str, Any]
+    workers: int = 0
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor] | str:
+        """One batch, encoded (in a worker); a ``ZooError`` (an unreadable image) comes back as
+        its message, raised again in the training process."""
+        try:
+            raw = [self.inputs[i] for i in idx]
+            x = self.task.encode_inputs(raw, self.meta)
+            y = self.task.encode_targets(raw, self.targets[idx], self.meta)
+        except ZooError as exc:
+            return str(exc)
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
+
+    def batches(self, indices: Iterable[np.ndarray]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        from torch.utils.data import DataLoader
+
+        order = list(indices)
+        # a generator of its own: the loader draws its workers' base seed from it, which would
+        # otherwise come from (and move) the global torch RNG that dropout follows
+        loader = DataLoader(self, batch_size=None, sampler=order, num_workers=min(self.workers, len(order)),
+                            generator=torch.Generator().manual_seed(0))
+        for batch in loader:
+            if isinstance(batch, str):
+                raise ZooError(batch)
+            yield batch
+
+    def in_order(self, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.batches(_batches(np.arange(len(self)), size))
+
+
 @dataclass
 class TrainData:
     """The encoded splits of a run, and what travels with them into the manifest and the artifact."""
@@ -330,13 +415,14 @@ class TrainData:
     labels: tuple[str, ...]
     config: dict[str, Any]  # the model config, adjusted to the data (classes, vocabulary size)
     meta: dict[str, Any]  # what the task's encode and metric read
-    train: tuple[torch.Tensor, torch.Tensor]
-    dev: tuple[torch.Tensor, torch.Tensor]
-    test: tuple[torch.Tensor, torch.Tensor]
+    train: InMemory | Streamed
+    dev: InMemory | Streamed
+    test: InMemory | Streamed
 
 
 def load_data(spec: ModelSpec, task: Any, opts: TrainOptions) -> TrainData:
-    """The dataset's fixed-seed splits, encoded once by the task into tensors."""
+    """The dataset's fixed-seed splits, encoded once by the task into tensors; file-backed splits
+    whose encodings would together pass ``STREAM_BYTES`` are streamed from disk instead."""
     dataset_name = opts.dataset or spec.dataset
     if not dataset_name:
         raise ZooError(f"{spec.name} declares no default dataset; pass --dataset NAME")
@@ -348,13 +434,20 @@ def load_data(spec: ModelSpec, task: Any, opts: TrainOptions) -> TrainData:
         config["num_classes"] = len(labels)
     meta = {"preprocessing": spec.preprocessing_for(config), "labels": list(labels), "config": config, **splits.info}
 
-    def tensors(part) -> tuple[torch.Tensor, torch.Tensor]:
+    parts = (splits.train, splits.dev, splits.test)
+    lazy = [part for part in parts if isinstance(part.inputs, LazySamples) and len(part)]
+    # one encoded sample says what a whole split would take
+    stream = bool(lazy) and sum(task.encode_inputs([part.inputs[0]], meta).nbytes * len(part)
+                                for part in lazy) > STREAM_BYTES
+
+    def prepare(part) -> InMemory | Streamed:
+        if stream and isinstance(part.inputs, LazySamples):
+            return Streamed(part.inputs, np.asarray(part.targets), task, meta, STREAM_WORKERS)
         x = task.encode_inputs(part.inputs, meta)
         y = task.encode_targets(part.inputs, part.targets, meta)
-        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
+        return InMemory(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y)))
 
-    return TrainData(dataset, splits, labels, config, meta, tensors(splits.train), tensors(splits.dev),
-                     tensors(splits.test))
+    return TrainData(dataset, splits, labels, config, meta, *map(prepare, parts))
 
 
 def build_module(spec: ModelSpec, config: dict[str, Any], opts: TrainOptions, device: torch.device) -> torch.nn.Module:
@@ -525,12 +618,11 @@ def fit_epochs(spec: ModelSpec, task: Any, data: TrainData, fit: Fit, checkpoint
     when the dev metric has not improved for ``patience`` epochs."""
     from tqdm import tqdm
 
-    x_train, y_train = data.train
     primary, sign = task.primary_metric, (1 if task.higher_is_better else -1)
     generator = torch.Generator().manual_seed(opts.seed)
     history = progress.history
     started = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)  # a resumed run's clock goes on
-    n_batches = -(-len(y_train) // opts.batch_size)
+    n_batches = -(-len(data.train) // opts.batch_size)
     steps = min(n_batches, opts.max_steps) if opts.max_steps else n_batches
     log = _logger(ctx)
     log(f"training {spec.name} on {data.dataset.name} ({data.splits.sizes()}) with {opts.optimizer}, device {device}"
@@ -543,19 +635,14 @@ def fit_epochs(spec: ModelSpec, task: Any, data: TrainData, fit: Fit, checkpoint
                    file=sys.stderr)
         generator.manual_seed(epoch_seed(opts.seed, epoch))
         torch.manual_seed(epoch_seed(opts.seed, epoch))
-        for step, idx in enumerate(_batches(epoch_order(len(y_train), opts.seed, epoch), opts.batch_size)):
-            if step >= steps:
-                break
-            if len(idx) < ctx.world:
-                break  # a last batch too small to share
-            idx = idx[ctx.rank::ctx.world]
-            total += fit.step(x_train[idx], y_train[idx], generator, device) * len(idx)
-            seen += len(idx)
+        for xb, yb in data.train.batches(epoch_batches(len(data.train), opts.seed, epoch, opts.batch_size, steps, ctx)):
+            total += fit.step(xb, yb, generator, device) * len(yb)
+            seen += len(yb)
             if not bar.disable:
                 bar.set_postfix(loss=f"{total / seen:.4f}")
                 bar.update()
         bar.close()
-        dev = evaluate(fit.module, task, fit.loss_fn, *data.dev, opts.batch_size * 4, device, data.meta)
+        dev = evaluate(fit.module, task, fit.loss_fn, data.dev, opts.batch_size * 4, device, data.meta)
         record = {"epoch": epoch, "train_loss": total / max(seen, 1), "dev_loss": dev.pop("loss"),
                   **{f"dev_{k}": v for k, v in dev.items()}, "lr": fit.optimizer.param_groups[0]["lr"],
                   "seconds": round(time.perf_counter() - started, 2)}
@@ -585,7 +672,7 @@ def finalize(spec: ModelSpec, task: Any, data: TrainData, fit: Fit, checkpointer
     if not checkpointer.best.is_file():
         raise ZooError(f"no epoch finished; nothing to save (epochs={opts.epochs})")
     load_weights(fit.module, checkpointer.best)
-    test = evaluate(fit.module, task, fit.loss_fn, *data.test, opts.batch_size * 4, device, data.meta)
+    test = evaluate(fit.module, task, fit.loss_fn, data.test, opts.batch_size * 4, device, data.meta)
     best = next(h for h in progress.history if h["epoch"] == progress.best_epoch)
     metrics = {f"test_{k}": v for k, v in test.items()}
     metrics.update({k: v for k, v in best.items() if k.startswith("dev_")})
