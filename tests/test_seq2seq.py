@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from zoo.runtime.tasks.text import Decoder, Translation, beam_search, edit_distance, greedy
+from zoo.registry import registry
+from zoo.runtime.tasks.text import Decoder, beam_search, edit_distance, greedy
 from zoo.testing import check_model, check_plugin_specs
 
 TINY = {"embed": 8, "enc_hidden": 8, "dec_hidden": 12, "attention": 8}
@@ -270,13 +271,13 @@ def test_evaluate_reports_exact_match_bleu_and_error_rate(trained):
 
     _, home = trained
     artifact = open_artifact(home / "exports" / "seq2seq-dates", "cpu")
-    task = Translation()
+    task = registry().task("translation").load()
     sources = ["10 juin 1994", "3 mars 2001"]
     hyps = [out for out, _, _ in task.translate(artifact, sources, 1, 0.7)]
-    metrics = task.evaluate(artifact, sources, hyps, beam=1)
+    metrics = task.evaluate(artifact, sources, hyps, beam=1, alpha=0.7)
     assert metrics["exact_match"] == 1.0 and metrics["token_error_rate"] == 0.0
     assert metrics["bleu"] == pytest.approx(100.0) or not all(hyps)
-    wrong = task.evaluate(artifact, sources, ["x" + h for h in hyps], beam=2)
+    wrong = task.evaluate(artifact, sources, ["x" + h for h in hyps], beam=2, alpha=0.7)
     assert wrong["exact_match"] == 0.0 and wrong["token_error_rate"] > 0
 
 
@@ -392,7 +393,7 @@ def echo(monkeypatch):
 @pytest.mark.parametrize("beam", [1, 3])
 def test_one_unreadable_word_does_not_fail_the_others(echo, beam):
     artifact = echo(LOWER, "abcdefghijklmnopqrstuvwxyz")
-    task = Translation()
+    task = registry().task("translation").load()
     results = task.run(artifact, ["Anthropic", "x\u2603", "don't", "caf\u00e9"], {"beam": beam})
     assert [r["output"] for r in results] == ["anthropic", None, "dont", "cafe"]
     assert results[2]["read_as"] == "dont" and "read_as" not in results[1]
@@ -406,7 +407,7 @@ def test_one_unreadable_word_does_not_fail_the_others(echo, beam):
 
 def test_outputs_are_checked_as_calendar_dates(echo):
     artifact = echo(MIXED, "-0123456789", target_format="iso-date")
-    task = Translation()
+    task = registry().task("translation").load()
     results = task.run(artifact, ["2020-02-29", "2020-02-31", "tomorrow"], {"beam": 1})
     assert [r["output"] for r in results] == ["2020-02-29", None, None]
     assert results[1]["error"] == "not a date" and results[1]["decoded"] == "2020-02-31"

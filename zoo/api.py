@@ -203,16 +203,14 @@ class Model:
     def options(self, **given: Any) -> dict[str, Any]:
         """The task's options with their defaults, updated by ``given`` (``top_k=3``); an option
         the task does not have is refused."""
-        known = {opt.name.replace("-", "_"): opt for opt in self._spec.options}
+        known = self._spec.defaults()
         unknown = sorted(set(given) - set(known))
         if unknown:
             near = similar_options(unknown, known)
             hint = f"did you mean {near}? " if near else ""
             raise ZooError(f"{', '.join(unknown)}: not an option of {self.task} "
                            f"({hint}its options: {', '.join(sorted(known)) or 'none'})")
-        merged = {key: opt.default for key, opt in known.items()}
-        merged.update({k: v for k, v in given.items() if v is not None})
-        return merged
+        return {**known, **{k: v for k, v in given.items() if v is not None}}
 
     def run(self, inputs: Iterable[Any], recursive: bool = False, **options: Any) -> list[Result]:
         """Every input's result, in order; inputs are what the task reads (paths, folders, glob
@@ -289,7 +287,7 @@ class Model:
         task sees all the inputs in one call, as it numbers its outputs per call; a task that
         takes no inputs (``prime=...``) is called once."""
         merged = self.options(**options)
-        paths = {opt.name.replace("-", "_") for opt in self._spec.options if opt.type == "path"}
+        paths = {opt.key for opt in self._spec.options if opt.type == "path"}
         if any(options.get(key) for key in paths):
             yield from self.run(list(inputs), recursive, **options)
             return

@@ -176,11 +176,17 @@ class TaskOption:
     default: Any
     help: str
 
+    @property
+    def key(self) -> str:
+        """The option's name in a task's ``options`` dict (``top-k`` -> ``top_k``)."""
+        return self.name.replace("-", "_")
+
 
 @dataclass(frozen=True)
 class TaskSpec:
     """A task owns its pre/post-processing and metric; ``impl`` names a ``zoo.runtime.tasks.Task``
-    subclass written with numpy and Pillow only."""
+    subclass written with numpy and Pillow only. ``options`` are the only place a run option's
+    default is written: the task reads them through ``Task.with_defaults``."""
 
     name: str
     summary: str
@@ -193,8 +199,16 @@ class TaskSpec:
         if ":" not in self.impl:
             raise ValueError(f"impl {self.impl!r} must be an import string")
 
+    def defaults(self) -> dict[str, Any]:
+        """Each option's default, keyed as tasks read them (``{"top_k": 5, ...}``)."""
+        return {option.key: option.default for option in self.options}
+
     def load(self):
-        return load_object(self.impl)()
+        """An instance of ``impl`` that knows this spec (``Task.spec``), so that it fills the
+        options it is given with their defaults however it is called."""
+        task = load_object(self.impl)()
+        task.spec = self
+        return task
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,20 @@ class Task:
     #: ``path`` (a file name, str or Path), ``pil`` (a PIL image), ``array`` (a numpy array),
     #: ``str`` (a text); by default all of them
     input_kinds: tuple[str, ...] = ("path", "pil", "array", "str")
+    #: the spec this task was loaded from (``TaskSpec.load`` sets it): its ``options`` hold the
+    #: run options' defaults; None for a task made directly, which then has no defaults
+    spec: TaskSpec | None = None
+
+    def with_defaults(self, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` with every option the spec declares and the call left out (or gave as
+        None) set to the spec's default: the one way a task gets its defaults, so that a task
+        called directly (``run(artifact, inputs, {})``, ``begin``, ``val_report``) answers as
+        ``zoo run`` and the Python API do. Keys the spec does not declare pass unchanged."""
+        filled = dict(options)
+        for key, default in (self.spec.defaults() if self.spec is not None else {}).items():
+            if filled.get(key) is None:
+                filled[key] = default
+        return filled
 
     def encode_inputs(self, raw: Sequence[Any], meta: dict[str, Any]) -> np.ndarray:
         """Raw samples (images as uint8 arrays, strings, ...) -> the network's input array."""
@@ -131,8 +145,9 @@ class Task:
         """Once per call, before any input is read: refuse bad options and derive what every
         input shares (checked thresholds, where drawn images go); returns the options the other
         steps read. ``inputs`` is the call's list of inputs when it has one (``run``; a stream
-        with a path option), None when they are streamed."""
-        return options
+        with a path option), None when they are streamed. By default the options with their
+        defaults filled (``with_defaults``); an override starts from ``super().begin(...)``."""
+        return self.with_defaults(options)
 
     def expand(self, inputs: Iterable[Any]) -> Iterator[Any]:
         """The inputs one by one as ``preprocess`` takes them, read lazily: image tasks replace
@@ -162,7 +177,8 @@ class Task:
         """Inputs as typed on the command line (or given to the Python API) -> one result dict
         per input: by default the per-input pieces composed by ``batches``. Overriding ``run``
         is the batch-level contract (and the one plugins written before the per-input pieces
-        use): the override does everything for the inputs it is given."""
+        use): the override does everything for the inputs it is given, starting from
+        ``self.with_defaults(options)``."""
         return [r for batch in self.batches(artifact, inputs, options) for r in batch.results]
 
     def format(self, result: dict[str, Any]) -> str:
@@ -181,6 +197,7 @@ class Task:
         batches of inputs are read ahead of the results handed out (``prefetch=0``: the serial
         path). A list or tuple is the call's whole list (``begin`` sees it; a task that
         overrides ``run`` is called once with it); any other iterable is streamed."""
+        options = self.with_defaults(options)
         size = max(1, int(batch_size or options.get("batch_size") or self.default_batch_size))
         prefetch = max(0, int(prefetch))
         if not self.per_input:

@@ -149,7 +149,7 @@ class ImageClassification(Task):
     def predict(self, artifact, batch: np.ndarray, options: dict[str, Any]) -> list[list[dict[str, Any]]]:
         session = artifact.session()
         logits = session.run(None, {session.get_inputs()[0].name: batch})[0]
-        return top_k(softmax(logits), int(options.get("top_k") or 5), artifact.meta.get("labels", []))
+        return top_k(softmax(logits), int(options["top_k"]), artifact.meta.get("labels", []))
 
     def postprocess(self, artifact, prepared: Prepared, output, options: dict[str, Any]) -> dict[str, Any]:
         return {"input": str(prepared.input), "top": output}

@@ -340,8 +340,6 @@ class ObjectDetection(Task):
     primary_metric = "map50"
     #: thresholds for the metric: low confidence so that the whole precision/recall curve counts
     metric_conf, metric_iou = 0.001, 0.6
-    #: the score threshold of ``zoo val``'s per-class precision and recall (``zoo run``'s default)
-    report_conf = 0.25
 
     def encode_inputs(self, raw: Sequence[np.ndarray], meta: dict[str, Any]) -> np.ndarray:
         size = int(meta["config"]["input_size"])
@@ -375,17 +373,18 @@ class ObjectDetection(Task):
     def val_report(self, artifact, raw, targets, outputs, encoded, options) -> dict[str, Any]:
         """Per class with ground truth: AP at IoU 0.5 (``ap50``; their mean is ``map50``) and over
         0.5:0.95 (``ap``), with precision and recall at ``zoo run``'s default threshold
-        (score >= 0.25, IoU 0.5) and the number of true boxes (``support``); with
+        (score >= the spec's ``--conf`` default, IoU 0.5) and the number of true boxes (``support``); with
         ``options["plot"]`` the precision-recall curves as a PNG."""
         meta = artifact.meta
         config = meta["config"]
         labels = list(meta.get("labels") or [])
+        report_conf = float(self.with_defaults({})["conf"])
         detections = decode(outputs, config, self.metric_conf, self.metric_iou)
         curves = class_curves(detections, truths_from_targets(encoded), int(config["num_classes"]))
         per_class = {}
         for c, curve in curves.items():
             ap = curve.ap()
-            confident = curve.scores >= self.report_conf
+            confident = curve.scores >= report_conf
             tp = int(curve.hits[0][confident].sum())
             per_class[labels[c] if c < len(labels) else str(c)] = {
                 "ap50": float(ap[0]), "ap": float(ap.mean()),
@@ -406,19 +405,18 @@ class ObjectDetection(Task):
             out.append(boxes)
         return out
 
-    default_batch_size = 8
-
     def begin(self, artifact, inputs, options: dict[str, Any]) -> dict[str, Any]:
         """Thresholds checked (against those baked into an onnx-nms graph too) and where drawn
         images go, decided before any image is read."""
+        options = super().begin(artifact, inputs, options)
         meta = artifact.meta
-        conf, iou_threshold = float(options.get("conf", 0.25)), float(options.get("iou", 0.45))
+        conf, iou_threshold = float(options["conf"]), float(options["iou"])
         if not 0 <= conf <= 1 or not 0 <= iou_threshold <= 1:
             raise ZooError(f"--conf and --iou must lie in [0, 1] (got {conf}, {iou_threshold})")
-        saving = options.get("save") or options.get("save_dir")
-        targets = SaveTargets(collect_images(inputs) if saving and inputs else [], options.get("save"),
-                              options.get("save_dir"))
-        agnostic = bool(options.get("agnostic"))
+        saving = options["save"] or options["save_dir"]
+        targets = SaveTargets(collect_images(inputs) if saving and inputs else [], options["save"],
+                              options["save_dir"])
+        agnostic = bool(options["agnostic"])
         baked = baked_postprocess(meta, str(artifact.path))
         if baked is not None:
             _baked_thresholds(baked, artifact.model, conf, iou_threshold, agnostic)

@@ -135,11 +135,12 @@ class WordEmbeddingTask(Task):
         return scores
 
     def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
-        k = int(10 if options.get("top_k") is None else options["top_k"])
+        options = self.with_defaults(options)
+        k = int(options["top_k"])
         if not 1 <= k <= MAX_TOP_K:
             raise ZooError(f"--top-k {k}: give 1 to {MAX_TOP_K}")
-        similar = options.get("similar")
-        modes = [m for m in ("similar", "similarity", "plot", "debias") if options.get(m)]
+        similar = options["similar"]
+        modes = [m for m in ("similar", "similarity", "plot", "debias") if options[m]]
         if len(modes) > 1:
             raise ZooError(f"choose one of --{', --'.join(modes)}")
         if similar is not None and not similar.strip():
@@ -149,12 +150,12 @@ class WordEmbeddingTask(Task):
             word = similar.strip().lower()
             return [{"kind": "similar", "query": word,
                      "neighbours": [{"word": w, "cosine": s} for w, s in wv.most_similar([word], k=k)]}]
-        if options.get("similarity"):
+        if options["similarity"]:
             words = _words(inputs)
             if len(words) != 2:
                 raise ZooError(f"--similarity takes exactly two words, got {len(words)}")
             return [{"kind": "similarity", "a": words[0], "b": words[1], "cosine": wv.similarity(*words)}]
-        if options.get("plot"):
+        if options["plot"]:
             words = _words(inputs)
             if len(words) < 2:
                 raise ZooError("--plot needs at least two words")
@@ -163,7 +164,7 @@ class WordEmbeddingTask(Task):
             save_plot(points, words, options["plot"])
             return [{"kind": "plot", "path": str(options["plot"]),
                      "points": [{"word": w, "x": float(x), "y": float(y)} for w, (x, y) in zip(words, points)]}]
-        if options.get("debias"):
+        if options["debias"]:
             words = _words(inputs) if inputs else [w for w in DEBIAS_DEFAULT if w in wv.index]
             return [{"kind": "debias", **row} for row in debias_report(wv, words)]
         if not inputs:

@@ -66,11 +66,12 @@ class FaceDetection(Task):
         return {"ap50": ap["map50"], "recall50": found / total if total else 0.0}
 
     def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
-        min_face = 20 if options.get("min_face") is None else int(options["min_face"])
+        options = self.with_defaults(options)
+        min_face = int(options["min_face"])
         if min_face < 1:
             raise ZooError(f"--min-face must be a positive number of pixels, got {min_face}")
         paths = collect_images(inputs)
-        save, save_dir = options.get("save"), options.get("save_dir")
+        save, save_dir = options["save"], options["save_dir"]
         if save and len(paths) > 1:
             raise ZooError(f"--save names one output image but {len(paths)} inputs were given; use --save-dir DIR")
         results = []

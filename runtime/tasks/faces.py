@@ -183,11 +183,11 @@ def threshold_of(meta: dict[str, Any], override: float | None = None, calibrated
 class FaceEmbedder:
     """The artifact's network with the shared detection, cropping and preprocessing."""
 
-    def __init__(self, artifact, no_detect: bool = False, min_face: int = 20):
+    def __init__(self, artifact, no_detect: bool, min_face: int):
         self.artifact = artifact
         self.pre = artifact.meta["preprocessing"]
         self.no_detect = bool(no_detect)
-        self.min_face = int(min_face) if min_face is not None else 20
+        self.min_face = int(min_face)
         self._detector = None
         self.session = artifact.session()
         self.input_name = self.session.get_inputs()[0].name
@@ -273,18 +273,19 @@ class FaceEmbedding(Task):
         return verification_metrics(outputs, targets)
 
     def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
-        embedder = FaceEmbedder(artifact, bool(options.get("no_detect")), options.get("min_face") or 20)
+        options = self.with_defaults(options)
+        embedder = FaceEmbedder(artifact, bool(options["no_detect"]), options["min_face"])
         database = None
-        if options.get("db"):
+        if options["db"]:
             from zoo.faces import FaceDatabase
 
             database = FaceDatabase.open(options["db"], must_exist=True)
             database.check_weights(embedder.sha256, artifact.model)
-        tau = threshold_of(artifact.meta, options.get("threshold"), database.threshold if database else None)
-        if options.get("verify"):
+        tau = threshold_of(artifact.meta, options["threshold"], database.threshold if database else None)
+        if options["verify"]:
             return [self._verify(embedder, inputs, tau)]
         paths = collect_images(inputs)
-        save = options.get("save")
+        save = options["save"]
         if save and len(paths) > 1:
             raise ZooError(f"--save names one output image but {len(paths)} inputs were given")
         results = []

@@ -56,7 +56,7 @@ def read_lines(path: str) -> list[str]:
 
 
 def gather_inputs(inputs: list[str], options: dict[str, Any]) -> list[str]:
-    texts = list(inputs) + (read_lines(options["file"]) if options.get("file") else [])
+    texts = list(inputs) + (read_lines(options["file"]) if options["file"] else [])
     for text in texts:
         if not text.strip():
             raise ZooError("empty text: give a non-empty input")
@@ -143,9 +143,10 @@ class TextGeneration(Task):
     def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
         vocab = artifact.meta["vocab"]
         index = {c: i for i, c in enumerate(vocab)}
+        options = self.with_defaults(options)
         texts = gather_inputs(inputs, options)
         if not texts:
-            prime = options.get("prime")
+            prime = options["prime"]
             if prime is None:
                 if "\n" not in index:
                     raise ZooError("this model has no new-line character to start from: give --prime TEXT")
@@ -153,7 +154,7 @@ class TextGeneration(Task):
             if not prime:
                 raise ZooError("empty --prime: give some text to start from, or leave --prime out")
             texts = [prime]
-        length = int(options.get("length") or 0)
+        length = int(options["length"])
         if not 1 <= length <= MAX_GENERATE:
             raise ZooError(f"--length {length}: give 1 to {MAX_GENERATE:,} characters")
         primes = [char_ids(t, index, f"prime {t[:30]!r}") for t in texts]
@@ -165,8 +166,7 @@ class TextGeneration(Task):
             return logits, new
 
         ids = generate(step, np.zeros((1, layers, size), np.float32), primes, length,
-                       float(options.get("temperature", 1.0)), int(options.get("sample_top_k") or 0),
-                       int(options.get("seed") or 0))
+                       float(options["temperature"]), int(options["sample_top_k"]), int(options["seed"]))
         return [{"prime": text, "generated": "".join(vocab[i] for i in row), "text": text + "".join(vocab[i] for i in row)}
                 for text, row in zip(texts, ids)]
 
@@ -462,10 +462,12 @@ class Translation(Task):
         return np.concatenate(out)
 
     def val_report(self, artifact, raw, targets, outputs, encoded, options) -> dict[str, Any]:
-        """Decoded the way users get it (greedy, or ``options["beam"]``): exact match, token
-        error rate and BLEU."""
-        beam = int(options.get("beam") or 1)
-        return {f"decoded_beam{beam}": self.evaluate(artifact, list(raw), [str(t) for t in targets], beam)}
+        """Decoded the way users get it (``options["beam"]``, by default the run option's:
+        greedy): exact match, token error rate and BLEU."""
+        options = self.with_defaults(options)
+        beam = int(options["beam"])
+        return {f"decoded_beam{beam}": self.evaluate(artifact, list(raw), [str(t) for t in targets], beam,
+                                                     float(options["length_norm"]))}
 
     def translate(self, artifact, texts: list[str], beam: int, alpha: float,
                   batch_size: int = 64) -> list[tuple[str, list[str], np.ndarray]]:
@@ -486,10 +488,11 @@ class Translation(Task):
         return results
 
     def run(self, artifact, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
+        options = self.with_defaults(options)
         texts = gather_inputs(inputs, options)
         if not texts:
             raise ZooError("nothing to translate: give text, several texts, or --file FILE (one per line)")
-        beam = int(options.get("beam", 1))
+        beam = int(options["beam"])
         if beam < 1:
             raise ZooError(f"--beam {beam}: give 1 (greedy) or more")
         meta = artifact.meta
@@ -497,9 +500,9 @@ class Translation(Task):
         problems = [self.source_problem(t, r, meta) for t, r in zip(texts, read)]
         good = [i for i, p in enumerate(problems) if p is None]
         translated = dict(zip(good, self.translate(artifact, [texts[i] for i in good], beam,
-                                                   float(options.get("length_norm", 0.7)),
-                                                   int(options.get("batch_size") or 64)) if good else []))
-        dates = meta.get("target_format") == "iso-date" and not options.get("unchecked")
+                                                   float(options["length_norm"]),
+                                                   int(options["batch_size"])) if good else []))
+        dates = meta.get("target_format") == "iso-date" and not options["unchecked"]
         results = []
         for i, text in enumerate(texts):
             if i not in translated:
@@ -511,7 +514,7 @@ class Translation(Task):
                 result["read_as"] = read[i]
             if dates and not check_iso_date(out):
                 result.update(output=None, error=NOT_A_DATE, decoded=out)
-            if options.get("attention"):
+            if options["attention"]:
                 path = Path(options["attention"])
                 if len(texts) > 1:
                     path = path.with_name(f"{path.stem}-{i + 1}{path.suffix or '.png'}")
@@ -534,7 +537,7 @@ class Translation(Task):
         return result["output"]
 
     def evaluate(self, artifact, sources: Sequence[str], references: Sequence[str], beam: int,
-                 alpha: float = 0.7) -> dict[str, float]:
+                 alpha: float) -> dict[str, float]:
         """Exact match, token error rate (word or phoneme error rate: edit distance over reference
         length) and, when sacrebleu is installed, corpus BLEU on a held-out split."""
         hyps = [out for out, _, _ in self.translate(artifact, list(sources), beam, alpha)]
