@@ -108,7 +108,7 @@ def speed(args) -> None:
     task = registry().task(spec.task).load()
     opts = engine.TrainOptions(augment="", seed=args.seed).resolved(spec)
     data = engine.load_data(spec, task, opts)  # the encoding both sides use, outside the clock
-    n_train = len(data.train[1])
+    n_train = len(data.train)
     root = Path(os.environ["ZOO_HOME"])
     zoo_epochs, plain_epochs, wholes = [], [], []
     plain_loop(data, spec, 1, args.seed)  # warm-up of both paths
