@@ -16,10 +16,10 @@ The task's numpy ``metric(outputs, targets, meta)`` scores the dev and test spli
 ``Splits.info`` (a vocabulary, say) travels into the manifest and the exported artifact.
 
 ``train`` is the steps in order: ``load_data`` (the splits, encoded in memory or, for a large
-folder of files, streamed from disk), ``build_module`` (seeded,
-frozen with ``--freeze``), ``Fit.make`` (loss, optimizer, schedule, augmentation, DDP), a
-``Checkpointer`` (the run folder: claim, ``--resume``, per-epoch saves), ``fit_epochs`` (the loop
-and early stopping) and ``finalize`` (test score, manifest, store entry)."""
+folder of files, streamed from disk), ``build_module`` (seeded, frozen with ``--freeze``),
+``Fit.make`` (loss, optimizer, schedule, augmentation, DDP), a ``Checkpointer`` (the run folder:
+claim, ``--resume``, per-epoch saves), ``fit_epochs`` (the loop and early stopping) and
+``finalize`` (test score, manifest, store entry)."""
 
 from __future__ import annotations
 
