@@ -46,16 +46,16 @@ def zoo_models() -> list[ModelSpec]:
             name="seq2seq-g2p",
             family="seq2seq",
             task="translation",
-            summary="spelling -> pronunciation (ARPAbet, CMUdict); bidirectional LSTM encoder, LSTM decoder "
+            summary="spelling -> pronunciation (ARPAbet with stress, CMUdict); bidirectional LSTM encoder, LSTM decoder "
                     "with additive attention",
             paper=PAPER,
             builder="zoo.plugins.seq2seq.model:Seq2SeqAttention",
-            params=729_066,
+            params=745_416,
             default_config={"cell": "lstm", "embed": 48, "enc_hidden": 128, "dec_hidden": 192, "attention": 96,
-                            "dropout": 0.1, "src_vocab": 28, "tgt_vocab": 42, "max_src_len": 20,
+                            "dropout": 0.1, "src_vocab": 28, "tgt_vocab": 72, "max_src_len": 20,
                             "max_tgt_len": 20},
-            dataset="cmudict",
-            train_defaults={"epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 3e-3, "lr_decay": 0.7,
+            dataset="cmudict-stress",
+            train_defaults={"epochs": 4, "batch_size": 64, "optimizer": "adam", "lr": 3e-3, "lr_decay": 0.7,
                             "patience": 2, "clip_grad": 5.0, "bench_batches": (1, 64)},
         ),
     ]
