@@ -626,7 +626,8 @@ def fit_epochs(spec: ModelSpec, task: Any, data: TrainData, fit: Fit, checkpoint
     steps = min(n_batches, opts.max_steps) if opts.max_steps else n_batches
     log = _logger(ctx)
     log(f"training {spec.name} on {data.dataset.name} ({data.splits.sizes()}) with {opts.optimizer}, device {device}"
-        + (f", {ctx.world} processes" if ctx.world > 1 else ""))
+        + (f", {ctx.world} processes" if ctx.world > 1 else "")
+        + (f", streamed from disk by {data.train.workers or 'no'} worker processes" if isinstance(data.train, Streamed) else ""))
     for epoch in range(progress.epoch + 1, opts.epochs + 1):
         fit.module.train()
         total, seen = 0.0, 0
