@@ -50,7 +50,7 @@ def _photos(folder: Path, count: int, size=(40, 30)) -> list[str]:
 
 
 # -- one artifact and input list per built-in task ---------------------------------------------
-def classification(tmp_path, monkeypatch):
+def classification(tmp_path, monkeypatch, request):
     def logits(names, feed):
         x = feed["input"].reshape(len(feed["input"]), -1)
         return [x[:, :10] * 3 + np.arange(10, dtype=np.float32)]
@@ -59,18 +59,27 @@ def classification(tmp_path, monkeypatch):
     return FakeArtifact(meta, FakeSession(logits, ("input", (None, 1, 8, 8)))), _photos(tmp_path / "p", 3)
 
 
-def detection(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def tiny_yolo(tmp_path_factory) -> Path:
+    """A yolo-nano of random weights at a tiny size, exported once for the module."""
     from zoo.modelio import export_model
-    from zoo.runtime.artifact import open_artifact
 
-    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    folder = tmp_path_factory.mktemp("tiny-yolo")
     tiny = {"input_size": 64, "num_classes": 3, "width": 0.25, "strides": [32, 16], "class_activation": "sigmoid",
             "anchors": [[0.1, 0.1], [0.2, 0.2], [0.3, 0.3], [0.5, 0.5], [0.7, 0.7], [0.9, 0.9]]}
-    path = export_model("yolo-nano", "onnx", out=str(tmp_path / "tiny.onnx"), random_weights=True, config=tiny).path
-    return open_artifact(path, "cpu"), _photos(tmp_path / "p", 3, (90, 60))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ZOO_HOME", str(folder / "home"))
+        return export_model("yolo-nano", "onnx", out=str(folder / "tiny.onnx"), random_weights=True,
+                            config=tiny).path
 
 
-def text_generation(tmp_path, monkeypatch):
+def detection(tmp_path, monkeypatch, request):
+    from zoo.runtime.artifact import open_artifact
+
+    return open_artifact(request.getfixturevalue("tiny_yolo"), "cpu"), _photos(tmp_path / "p", 3, (90, 60))
+
+
+def text_generation(tmp_path, monkeypatch, request):
     vocab = list("\nabcdefgh")
 
     def step(names, feed):  # the next character is likely the one after the token, never certain
@@ -81,14 +90,14 @@ def text_generation(tmp_path, monkeypatch):
     return FakeArtifact({"vocab": vocab}, FakeSession(step, ("token", (None,)), ("state", (None, 1, 4)))), ["ab"]
 
 
-def translation(tmp_path, monkeypatch):
+def translation(tmp_path, monkeypatch, request):
     from tests.test_seq2seq import MIXED, _EchoArtifact
 
     monkeypatch.setattr(text_task.Decoder, "from_artifact", classmethod(lambda cls, artifact: artifact.decoder()))
     return _EchoArtifact(MIXED, "-0123456789", target_format="iso-date"), ["2020-02-29", "2020-02-31"]
 
 
-def word_embedding(tmp_path, monkeypatch):
+def word_embedding(tmp_path, monkeypatch, request):
     from zoo.runtime.wordvec import WordVectors
 
     words = [f"w{i}" for i in range(30)]
@@ -107,14 +116,14 @@ def _fake_detector(monkeypatch, module):
     monkeypatch.setattr(module, "detect_faces", detect_faces)
 
 
-def face_detection(tmp_path, monkeypatch):
+def face_detection(tmp_path, monkeypatch, request):
     from zoo.runtime.tasks import face_detection as module
 
     _fake_detector(monkeypatch, module)
     return FakeArtifact({}), _photos(tmp_path / "p", 2, (100, 100))
 
 
-def face_embedding(tmp_path, monkeypatch):
+def face_embedding(tmp_path, monkeypatch, request):
     from zoo.runtime import mtcnn
 
     _fake_detector(monkeypatch, mtcnn)
@@ -158,8 +167,8 @@ def test_every_built_in_task_with_run_options_is_checked():
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.task for c in CASES])
-def test_a_task_called_directly_with_no_options_runs_with_its_specs_defaults(case, tmp_path, monkeypatch):
-    artifact, inputs = case.make(tmp_path, monkeypatch)
+def test_a_task_called_directly_with_no_options_runs_with_its_specs_defaults(case, tmp_path, monkeypatch, request):
+    artifact, inputs = case.make(tmp_path, monkeypatch, request)
     spec = registry().task(case.task)
     task = spec.load()
     assert task.spec is spec
@@ -186,12 +195,13 @@ def test_a_task_made_without_a_spec_has_no_defaults_to_fill():
     assert task.with_defaults({"top_k": 3}) == {"top_k": 3} and task.begin(None, None, {}) == {}
 
 
-def test_detection_val_report_counts_precision_and_recall_at_the_conf_default(tmp_path, monkeypatch):
+def test_detection_val_report_counts_precision_and_recall_at_the_conf_default(tiny_yolo):
     """``zoo val``'s per-class precision and recall are taken at ``zoo run``'s default ``--conf``:
     with the model's own likeliest boxes as the truth, a default of 0 finds them all, of 1 none."""
+    from zoo.runtime.artifact import open_artifact
     from zoo.runtime.tasks.detection import MAX_BOXES, decode
 
-    artifact, _ = detection(tmp_path, monkeypatch)
+    artifact = open_artifact(tiny_yolo, "cpu")
     rng = np.random.default_rng(0)
     raw = [rng.integers(0, 255, (64, 64, 3), np.uint8) for _ in range(3)]
     task = registry().task("object-detection").load()
