@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from zoo.runtime.artifact import META_KEY
 from zoo.runtime.tasks.detection import NMS_OUTPUTS, decode, read_nms_outputs
 from zoo.store import atomic_path
 
-CONF, IOU, MAX_DET = 0.25, 0.45, 100
+MAX_DET = 100
 OUTPUTS = {  # in the order of detection.NMS_OUTPUTS
     "num_detections": "(batch, 1) int64: the number of real rows in boxes, scores and classes",
     "boxes": "(batch, max_det, 4) float32: x1 y1 x2 y2 in network-input pixels (the letterboxed square); "
@@ -53,12 +53,20 @@ OUTPUTS = {  # in the order of detection.NMS_OUTPUTS
 BOX_ATOL, SCORE_ATOL = 1e-2, 1e-4
 
 
+def _run_default(option: str) -> float:
+    """``zoo run``'s default for ``option`` of object detection (its TaskSpec's), which a graph
+    with NMS inside bakes in unless told otherwise."""
+    from zoo.registry import registry
+
+    return float(registry().task("object-detection").defaults()[option])
+
+
 @dataclass(frozen=True)
 class Postprocess:
     """The decoding and suppression baked into the graph."""
 
-    conf: float = CONF
-    iou: float = IOU
+    conf: float = field(default_factory=lambda: _run_default("conf"))
+    iou: float = field(default_factory=lambda: _run_default("iou"))
     max_det: int = MAX_DET
     agnostic: bool = False
 
@@ -70,7 +78,7 @@ class Postprocess:
 
 @dataclass
 class NmsReport(ExportReport):
-    post: Postprocess = Postprocess()
+    post: Postprocess = field(default_factory=Postprocess)
 
     def lines(self) -> list[str]:
         out = []

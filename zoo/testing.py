@@ -205,7 +205,7 @@ def check_task(task: str, model: str, tmp_path: str | Path, config: dict[str, An
         assert abs(through[key] - value) <= 1e-3 * max(1.0, abs(value)), \
             f"task {task}: {key} is {value} through PyTorch but {through[key]} through the artifact"
     inputs = _run_inputs(raw, Path(tmp_path))
-    results = impl.run(artifact, inputs, {o.name.replace("-", "_"): o.default for o in reg.tasks[task].options})
+    results = impl.run(artifact, inputs, reg.tasks[task].defaults())
     assert isinstance(results, list) and results, f"task {task}: run() returned {results!r}"
     for result in results:
         json.dumps(result)
