@@ -246,8 +246,8 @@ def _parse_config(items: tuple[str, ...], name: str | None = None) -> dict[str, 
 @click.option("--augment", metavar="MODULE:FUNCTION", help="another augmentation, e.g. zoo.augment:random_elastic")
 @click.option("--no-augment", is_flag=True, help="train without the model's data augmentation")
 @click.option("--clip-grad", type=Finite(0, 1e6, min_open=True), help="clip the gradient norm to this value")
-@click.option("--freeze", help="transfer learning from the installed (imported) weights: 'head' trains only the "
-              "new head, or a stage name to freeze up to")
+@click.option("--freeze", help="transfer learning from the installed (imported) weights: 'none' fine-tunes every "
+              "tensor, 'head' trains only the new head, or a stage name to freeze up to")
 @click.option("--dataset", help="dataset name (default: the model's)")
 @click.option("--data", type=click.Path(), help="a folder or file with your own data")
 @click.option("--config", "config", multiple=True, metavar="KEY=VALUE", help="override a model config value")
