@@ -174,3 +174,21 @@ def test_the_known_train_defaults_keys_are_what_the_engine_and_bench_read():
     assert set(TRAIN_DEFAULTS) == set(TrainOptions._DEFAULTS) | {"bench_batches"}
     assert SPEC_OPTIMIZERS == OPTIMIZERS
     assert not [e for e in load_registry().errors() if "train_defaults" in e]  # every installed model's pass
+
+
+def test_freeze_none_fine_tunes_any_model_from_its_installed_weights(fresh):
+    """``--freeze none`` needs no freeze hook: the module starts from the installed weights and
+    every tensor trains; another --freeze value is refused for a model without the hook."""
+    import torch
+    from safetensors.torch import load_file
+
+    from zoo.engine import TrainOptions, build_module
+
+    folder = make_package_plugin(fresh)
+    spec = registry().model("shipnet")
+    module = build_module(spec, spec.config(), TrainOptions(freeze="none"), torch.device("cpu"))
+    shipped = load_file(str(folder / "model.safetensors"))
+    assert all(torch.equal(value, shipped[key]) for key, value in module.state_dict().items())
+    assert all(p.requires_grad for p in module.parameters())
+    with pytest.raises(ZooError, match="does not support --freeze head"):
+        build_module(spec, spec.config(), TrainOptions(freeze="head"), torch.device("cpu"))
