@@ -93,17 +93,20 @@ def test_nms_graph_finds_what_the_numpy_path_finds_on_real_photos(name, exported
         np.testing.assert_allclose(got["boxes"], expected["boxes"], atol=1e-2, err_msg=str(photo))
         np.testing.assert_allclose(got["scores"], expected["scores"], atol=1e-4, err_msg=str(photo))
         total += len(expected["scores"])
-    assert total >= 8, f"only {total} detections: the comparison proves little"
+    # a digit detector trained with hard negatives finds little on photos without digits: its
+    # comparison with many boxes is the next test's, on its own test images
+    least = 8 if name == "yolov3-tiny" else 2
+    assert total >= least, f"only {total} detections: the comparison proves little"
 
 
 def test_nms_graph_on_yolo_nanos_own_test_images_matches_the_numpy_path(exported):
     """Digits on photographs, yolo-nano's own held-out images: many confident boxes per image."""
-    from zoo.plugins.detection_data import load_digits_on_photos
+    from zoo.plugins.detection_data import load_digits_on_photos_v2
 
     plain_path, nms_path = exported["yolo-nano"]
     plain, whole = _session(plain_path), _session(nms_path)
     meta = json.loads(whole.get_modelmeta().custom_metadata_map["zoo"])
-    images = load_digits_on_photos(train=10, dev=10, test=24).test.inputs
+    images = load_digits_on_photos_v2(test=24, only="test").test.inputs
     x = np.stack([letterbox(image, 192)[0] for image in images])
     expected = decode(plain.run(None, {"images": x})[0], meta["config"], 0.25, 0.45)
     got = read_nms_outputs(dict(zip(NMS_OUTPUTS, whole.run(list(NMS_OUTPUTS), {"images": x}))))
