@@ -7,6 +7,11 @@ extents, so the labels are exact. The digits are split first (3,500 / 500 / 1,00
 image shows a handwritten digit seen in training; the photographs are shared (there are only
 twenty of them), random crops of them differ.
 
+``digits-on-photos-v2`` adds what a detector must learn to leave alone: letters, symbols and
+shapes pasted without boxes, plain paper, gradients and noise behind the digits, and images
+with no digit; its digits are MNIST's and fonts' (``compose_v2``). ``digits-held-out-source``
+is a test set of digits from sources v2 never trains on.
+
 Every loader returns raw images (uint8 H x W x 3) with per-image ``(k, 5)`` targets ``class, x1,
 y1, x2, y2`` in pixels, and puts the YOLOv2 k-means anchors of its training boxes into
 ``Splits.config`` so that the model's anchor boxes follow the data.
