@@ -10,6 +10,10 @@ out=${1:?usage: heldout_photos.sh DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+if [ -d "$out" ] && [ -n "$(ls -A "$out")" ]; then
+    echo "heldout_photos.sh: $out is not empty; give a new or empty folder (nothing there is overwritten)" >&2
+    exit 2
+fi
 mkdir -p "$out"
 python -m pip download -q --no-deps -d "$work" ultralytics==8.4.190 insightface==2.1 imgaug==0.4.0 \
     "mahotas==1.4.19" >/dev/null
