@@ -38,7 +38,7 @@ from zoo.errors import ZooError
 from zoo.exporters.onnx import (DEFAULT_OPSET, TEMP_PREFIX, ExportReport, Parity, _stamp, check_replaceable,
                                 clean_stale_temporaries, export as export_onnx)
 from zoo.runtime.artifact import META_KEY
-from zoo.runtime.tasks.detection import NMS_OUTPUTS, decode, read_nms_outputs
+from zoo.runtime.tasks.detection import DEFAULT_CONF, NMS_OUTPUTS, decode, model_conf, read_nms_outputs
 from zoo.store import atomic_path
 
 MAX_DET = 100
@@ -65,7 +65,7 @@ def _run_default(option: str) -> float:
 class Postprocess:
     """The decoding and suppression baked into the graph."""
 
-    conf: float = field(default_factory=lambda: _run_default("conf"))
+    conf: float = DEFAULT_CONF
     iou: float = field(default_factory=lambda: _run_default("iou"))
     max_det: int = MAX_DET
     agnostic: bool = False
@@ -319,7 +319,7 @@ def export(spec, module, out: Path, *, meta: dict[str, Any], samples: np.ndarray
     if spec.task != "object-detection":
         raise ZooError(f"the onnx-nms format is for object-detection models; {spec.name} is {spec.task}")
     config = dict(meta.get("config") or {})
-    post = Postprocess(agnostic=agnostic)
+    post = Postprocess(conf=model_conf(meta, f"{spec.name} weights manifest"), agnostic=agnostic)
     out = Path(out)
     check_replaceable(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -381,14 +381,22 @@ def test_train_export_run_end_to_end(tmp_path, zoo_home, zoo):
                  "--activate", *E2E_CONFIG)
     assert result.returncode == 0, result.stderr
     assert "test_map50" in result.stdout
+    assert "chosen on the dev split for zoo run: conf" in result.stderr
     result = zoo("export", "yolo-nano", "--onnx")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(" ok") >= 2 and "real samples" in result.stdout
+    from zoo.store import find
+
+    chosen = find("yolo-nano").manifest["task_meta"]["conf"]  # the export carries it: zoo run's default
+    assert 0 < chosen < 1
 
     from sklearn.datasets import load_sample_images
 
     photo = tmp_path / "china.jpg"
     Image.fromarray(load_sample_images().images[0]).save(photo)
+    result = zoo("run", "yolo-nano", photo, "--json")
+    assert result.returncode == 0, result.stderr
+    assert all(d["score"] >= chosen for d in json.loads(result.stdout)["results"][0]["detections"])
     folder = tmp_path / "many"
     folder.mkdir()
     for i, size in enumerate(((90, 50), (50, 120), (64, 64))):

@@ -322,13 +322,18 @@ def forward(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.
 
 
 @torch.no_grad()
-def evaluate(module, task, loss_fn, split: "InMemory | Streamed", batch_size, device, meta) -> dict[str, float]:
+def predict_split(module, split: "InMemory | Streamed", batch_size, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The module's outputs on a whole split, in order, with the split's targets."""
     module.eval()
     outputs, targets = [], []
     for xb, yb in split.in_order(batch_size):
         outputs.append(forward(module, xb.to(device), yb.to(device)).float().cpu())
         targets.append(yb)
-    outputs, y = torch.cat(outputs), torch.cat(targets)
+    return torch.cat(outputs), torch.cat(targets)
+
+
+def evaluate(module, task, loss_fn, split: "InMemory | Streamed", batch_size, device, meta) -> dict[str, float]:
+    outputs, y = predict_split(module, split, batch_size, device)
     metrics = task.metric(outputs.numpy(), y.numpy(), meta)
     metrics["loss"] = float(loss_fn(outputs, y))
     return metrics
@@ -674,6 +679,10 @@ def finalize(spec: ModelSpec, task: Any, data: TrainData, fit: Fit, checkpointer
         raise ZooError(f"no epoch finished; nothing to save (epochs={opts.epochs})")
     load_weights(fit.module, checkpointer.best)
     test = evaluate(fit.module, task, fit.loss_fn, data.test, opts.batch_size * 4, device, data.meta)
+    dev_outputs, dev_targets = predict_split(fit.module, data.dev, opts.batch_size * 4, device)
+    chosen = task.calibrate(dev_outputs.numpy(), dev_targets.numpy(), data.meta)
+    if chosen:
+        _logger(ctx)("chosen on the dev split for zoo run: " + ", ".join(f"{k} {v}" for k, v in chosen.items()))
     best = next(h for h in progress.history if h["epoch"] == progress.best_epoch)
     metrics = {f"test_{k}": v for k, v in test.items()}
     metrics.update({k: v for k, v in best.items() if k.startswith("dev_")})
@@ -683,7 +692,7 @@ def finalize(spec: ModelSpec, task: Any, data: TrainData, fit: Fit, checkpointer
         "model": spec.name, "family": spec.family, "task": spec.task, "config": data.config,
         "dataset": data.dataset.name, "data_source": data.splits.source, "splits": data.splits.sizes(),
         "split_seed": opts.seed, "labels": list(data.labels), "preprocessing": data.meta["preprocessing"],
-        "task_meta": data.splits.info, "metrics": metrics,
+        "task_meta": {**data.splits.info, **chosen}, "metrics": metrics,
         "training": {k: v for k, v in asdict(opts).items() if k not in ("install", "progress", "run_dir")},
         "device": str(device), "processes": ctx.world, "torch_version": torch.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "zoo_version": zoo.__version__,

@@ -159,7 +159,8 @@ def zoo_tasks() -> list[TaskSpec]:
                     "(or read from a graph with NMS inside, `zoo export --format onnx-nms`)",
             impl="zoo.runtime.tasks.detection:ObjectDetection",
             options=(
-                TaskOption("conf", "float", 0.25, "keep detections scoring at least this (p_c x class probability); "
+                TaskOption("conf", "float", None, "keep detections scoring at least this (p_c x class probability) "
+                           "[default: the model's own, chosen on its dev split when it was trained, else 0.25]; "
                            "an onnx-nms graph takes its baked value or higher"),
                 TaskOption("iou", "float", 0.45, "non-max suppression IoU threshold (an onnx-nms graph: its baked one)"),
                 TaskOption("agnostic", "flag", False, "non-max suppression across classes: one box per object"),

@@ -132,6 +132,13 @@ class Task:
     def metric(self, outputs: np.ndarray, targets: np.ndarray, meta: dict[str, Any]) -> dict[str, float]:
         raise NotImplementedError
 
+    def calibrate(self, outputs: np.ndarray, targets: np.ndarray, meta: dict[str, Any]) -> dict[str, Any]:
+        """Run-time settings chosen on the dev split when training ends (``outputs`` are the best
+        epoch's on it): they join the manifest's ``task_meta``, so every export carries them and
+        ``zoo run`` uses them where the user gives no value. None by default; a detector's score
+        threshold, say."""
+        return {}
+
     # -- ``zoo run`` and the Python API -----------------------------------------------------------
     # A task writes the per-input pieces, and ``batches`` composes them: ``begin`` once, then for
     # each input ``preprocess`` (on a small thread pool, the next batch while the current one is

@@ -333,6 +333,43 @@ def _baked_thresholds(baked: dict[str, Any], model: str, conf: float, iou_thresh
 
 
 # -- the task ----------------------------------------------------------------------------------
+#: the score threshold of ``zoo run`` when neither ``--conf`` nor the artifact names one
+DEFAULT_CONF = 0.25
+#: the thresholds ``ObjectDetection.calibrate`` chooses among
+CONF_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
+
+
+def model_conf(meta: dict[str, Any], where: str) -> float:
+    """The score threshold an artifact names (``conf``, chosen on its dev split when it was
+    trained), else ``DEFAULT_CONF``."""
+    conf = meta.get("conf")
+    if conf is None:
+        return DEFAULT_CONF
+    if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not 0 < conf < 1:
+        raise ZooError(f"{where}: artifact metadata conf must be a number between 0 and 1 (got {conf!r})")
+    return float(conf)
+
+
+def best_f1_threshold(detections: list[dict[str, np.ndarray]], truths: list[dict[str, np.ndarray]],
+                      num_classes: int, grid: np.ndarray = CONF_GRID) -> dict[str, float]:
+    """The threshold of ``grid`` with the highest F1 over all classes together (a detection is
+    true when it matches an unmatched box of its class at IoU >= 0.5), with its precision and
+    recall. Every detection counts, those of classes with no ground truth too."""
+    curves = class_curves(detections, truths, num_classes)
+    scores = np.concatenate([c.scores for c in curves.values()] or [np.zeros(0)])
+    hits = np.concatenate([c.hits[0] for c in curves.values()] or [np.zeros(0, bool)])
+    all_scores = np.concatenate([d["scores"] for d in detections] or [np.zeros(0)])
+    n_truth = sum(c.truths for c in curves.values())
+    best = {"conf": float(grid[0]), "f1": -1.0, "precision": 0.0, "recall": 0.0}
+    for threshold in grid:
+        tp, found = float(hits[scores >= threshold].sum()), int((all_scores >= threshold).sum())
+        precision, recall = tp / max(found, 1), tp / max(n_truth, 1)
+        f1 = 2 * precision * recall / max(precision + recall, 1e-12)
+        if f1 > best["f1"]:
+            best = {"conf": float(threshold), "f1": f1, "precision": precision, "recall": recall}
+    return best
+
+
 class ObjectDetection(Task):
     input_kinds = ("path", "pil", "array")
     name = "object-detection"
@@ -340,6 +377,14 @@ class ObjectDetection(Task):
     primary_metric = "map50"
     #: thresholds for the metric: low confidence so that the whole precision/recall curve counts
     metric_conf, metric_iou = 0.001, 0.6
+
+    def calibrate(self, outputs: np.ndarray, targets: np.ndarray, meta: dict[str, Any]) -> dict[str, Any]:
+        """``conf``: the score threshold that ``zoo run`` uses by default, the one of
+        ``CONF_GRID`` with the best F1 on the dev split (``best_f1_threshold``; suppression at
+        the run's default IoU)."""
+        config = meta["config"]
+        detections = decode(outputs, config, self.metric_conf, float(self.with_defaults({}).get("iou") or 0.45))
+        return {"conf": best_f1_threshold(detections, truths_from_targets(targets), int(config["num_classes"]))["conf"]}
 
     def encode_inputs(self, raw: Sequence[np.ndarray], meta: dict[str, Any]) -> np.ndarray:
         size = int(meta["config"]["input_size"])
@@ -378,7 +423,7 @@ class ObjectDetection(Task):
         meta = artifact.meta
         config = meta["config"]
         labels = list(meta.get("labels") or [])
-        report_conf = float(self.with_defaults({})["conf"])
+        report_conf = model_conf(meta, str(artifact.path))
         detections = decode(outputs, config, self.metric_conf, self.metric_iou)
         curves = class_curves(detections, truths_from_targets(encoded), int(config["num_classes"]))
         per_class = {}
@@ -410,6 +455,9 @@ class ObjectDetection(Task):
         images go, decided before any image is read."""
         options = super().begin(artifact, inputs, options)
         meta = artifact.meta
+        baked = baked_postprocess(meta, str(artifact.path))
+        if options["conf"] is None:  # the threshold baked into the graph, else the model's own
+            options["conf"] = float(baked["conf"]) if baked is not None else model_conf(meta, str(artifact.path))
         conf, iou_threshold = float(options["conf"]), float(options["iou"])
         if not 0 <= conf <= 1 or not 0 <= iou_threshold <= 1:
             raise ZooError(f"--conf and --iou must lie in [0, 1] (got {conf}, {iou_threshold})")
@@ -417,7 +465,6 @@ class ObjectDetection(Task):
         targets = SaveTargets(collect_images(inputs) if saving and inputs else [], options["save"],
                               options["save_dir"])
         agnostic = bool(options["agnostic"])
-        baked = baked_postprocess(meta, str(artifact.path))
         if baked is not None:
             _baked_thresholds(baked, artifact.model, conf, iou_threshold, agnostic)
             outputs = [o.name for o in artifact.session().get_outputs()]
