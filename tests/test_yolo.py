@@ -389,6 +389,7 @@ def test_train_export_run_end_to_end(tmp_path, zoo_home, zoo):
 
     chosen = find("yolo-nano").manifest["task_meta"]["conf"]  # the export carries it: zoo run's default
     assert 0 < chosen < 1
+    assert f"zoo run defaults chosen on the dev split: --conf {chosen}" in zoo("info", "yolo-nano").stdout
 
     from sklearn.datasets import load_sample_images
 

@@ -119,6 +119,12 @@ def list_models(pattern: str | None, task: str | None, as_json: bool) -> None:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
 
 
+def _run_defaults(reg, spec, manifest: dict) -> dict:
+    """The run options whose default these weights carry (``Task.calibrate``'s choices)."""
+    task_meta = manifest.get("task_meta") or {}
+    return {o.key: task_meta[o.key] for o in reg.task(spec.task).options if o.key in task_meta}
+
+
 @cli.command()
 @click.argument("name", metavar="NAME[@TAG]")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
@@ -143,7 +149,8 @@ def info(name: str, as_json: bool) -> None:
         "tag": entry.tag, "active": entry.active, "broken": entry.broken,
         "where": entry.where, "path": str(entry.file), "sha256": entry.manifest.get("sha256"),
         "metrics": entry.manifest.get("metrics", {}), "dataset": entry.manifest.get("dataset"),
-        "created": entry.manifest.get("created"), "command": entry.manifest.get("command")}
+        "created": entry.manifest.get("created"), "command": entry.manifest.get("command"),
+        "run_defaults": _run_defaults(reg, spec, entry.manifest)}
     data["tags"] = [e.tag for e in store.model_entries(spec.name)]
     data["artifact"] = str(artifact) if artifact else None
     if as_json:
@@ -175,6 +182,10 @@ def info(name: str, as_json: bool) -> None:
             click.echo(f"    trained on {trained_on} ({entry.manifest.get('data_source') or 'its own data'})")
         for key, value in entry.manifest.get("metrics", {}).items():
             click.echo(f"    {key}: {value:.4f}" if isinstance(value, float) else f"    {key}: {value}")
+        chosen = data["weights"]["run_defaults"]
+        if chosen:
+            click.echo("    zoo run defaults chosen on the dev split: "
+                       + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in chosen.items()))
     if len(data["tags"]) > 1:
         click.echo(f"  tags:          {', '.join(data['tags'])} (`zoo weights list {spec.name}`)")
     click.echo(f"  artifact:      {artifact or f'none (`zoo export {ref} --onnx`)'}")
