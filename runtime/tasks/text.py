@@ -235,65 +235,87 @@ def beam_search(decoder: Decoder, src: np.ndarray, max_len: int, beam: int,
     them scores at least as well as every open one would if it ended now.
 
     Every open hypothesis of every unfinished input goes through one decoder call per step
-    (inputs x beams rows); inputs that are done drop out, so each input's result is the one it
-    would get searched on its own."""
+    (inputs x beams rows), and each step's choice is made for all inputs at once in numpy:
+    an input's 2 x beam best continuations in score order (ties by hypothesis, then token);
+    those that end join its finished ones until ``beam`` are open again and ``beam`` have
+    ended. Inputs that are done drop out, so each input's result is the one it would get
+    searched on its own. Hypotheses are kept as back-pointers into each step's rows."""
     ann, keys, mask, state = decoder.encoder(src)
-    # a hypothesis is (tokens, summed log-probability, attention history); the history is a
-    # linked list (row, previous) so that extending it copies nothing
-    hyps: list[list[tuple[list[int], float, Any]]] = [[([], 0.0, None)] for _ in range(len(src))]
-    finished: list[list[tuple[float, list[int], Any]]] = [[] for _ in range(len(src))]
-    active, states = list(range(len(src))), state
-    for _ in range(max_len):
-        if not active:
+    n_inputs = len(src)
+    owner = np.arange(n_inputs)  # the input of each open hypothesis (row)
+    scores = np.zeros(n_inputs)  # summed log-probability of each row
+    tokens = np.full(n_inputs, SOS, np.int64)  # the token each row feeds the next call
+    parents: list[np.ndarray] = []  # per call: each row's row in the call before (-1 at the first)
+    fed: list[np.ndarray] = []  # per call: the token each row fed it
+    attention: list[np.ndarray] = []  # per call: each row's attention
+    parent = np.full(n_inputs, -1)
+    fin_count = np.zeros(n_inputs, np.int64)
+    fin_best = np.full(n_inputs, -np.inf)
+    fin_at = np.full((n_inputs, 2), -1)  # (call, row) of the best finished hypothesis: it ended there
+    lane = np.arange(2 * beam)
+    for step in range(max_len):
+        if not len(owner):
             break
-        owner = np.asarray([b for b in active for _ in hyps[b]])
-        tokens = np.asarray([h[0][-1] if h[0] else SOS for b in active for h in hyps[b]], np.int64)
-        logp, new_states, att = decoder.step(tokens, states, ann[owner], keys[owner], mask[owner])
-        first, rows, still = 0, [], []
-        for b in active:
-            n = len(hyps[b])
-            keep, kept = _extend(hyps[b], logp[first: first + n], att[first: first + n], beam, alpha, finished[b])
-            best_open = max((s / ((len(q) + 1) ** alpha) for q, s, _ in keep), default=-np.inf)
-            done = not keep or (len(finished[b]) >= beam and max(f[0] for f in finished[b]) >= best_open)
-            if not done:
-                hyps[b] = keep
-                rows += [first + i for i in kept]
-                still.append(b)
-            first += n
-        active, states = still, new_states[rows]
-    results = []
-    for b in range(len(src)):
-        # nothing ended within max_len: take the best open hypothesis
-        ended = finished[b] or [(s / (len(q) ** alpha), q, h) for q, s, h in hyps[b]]
-        _, seq, history = max(ended, key=lambda f: f[0])
-        rows = []
-        while history is not None:
-            row, history = history
-            rows.append(row)
-        results.append((seq, np.asarray(rows[::-1], np.float32).reshape(-1, src.shape[1])))
-    return results
-
-
-def _extend(hyps, logp: np.ndarray, att: np.ndarray, beam: int, alpha: float,
-            finished: list) -> tuple[list, list[int]]:
-    """One input's step: the best 2 x beam continuations of its hypotheses; those that end go to
-    ``finished`` (scored with length normalisation), the best ``beam`` others stay open. Returns
-    the open ones and the rows (hypotheses) each continues."""
-    totals = np.asarray([h[1] for h in hyps])[:, None] + logp
-    order = np.argsort(-totals, axis=None, kind="stable")[: 2 * beam]
-    keep, rows = [], []
-    for flat in order:
-        i, tok = divmod(int(flat), logp.shape[1])
-        seq, score = hyps[i][0] + [tok], float(totals[i, tok])
-        history = (att[i], hyps[i][2])
-        if tok == EOS:
-            finished.append((score / (len(seq) ** alpha), seq[:-1], history))
-        elif len(keep) < beam:
-            keep.append((seq, score, history))
-            rows.append(i)
-        if len(keep) == beam and len(finished) >= beam:
-            break
-    return keep, rows
+        logp, state, att = decoder.step(tokens, state, ann[owner], keys[owner], mask[owner])
+        parents.append(parent)
+        fed.append(tokens)
+        attention.append(att)
+        vocab = logp.shape[1]
+        # each active input's rows side by side, padded to ``beam`` rows: (inputs, beam * vocab)
+        inputs, first, counts = np.unique(owner, return_index=True, return_counts=True)
+        slot = np.arange(len(owner)) - np.repeat(first, counts)
+        totals = np.full((len(inputs), beam, vocab), -np.inf)
+        totals[np.repeat(np.arange(len(inputs)), counts), slot] = scores[:, None] + logp
+        order = np.argsort(-totals.reshape(len(inputs), -1), axis=1, kind="stable")[:, : 2 * beam]
+        source_row = first[:, None] + order // vocab  # (inputs, 2 beam): the row each continues
+        token = order % vocab
+        total = np.take_along_axis(totals.reshape(len(inputs), -1), order, 1)
+        real = np.isfinite(total)  # not a padding row (an input with fewer rows than beam x vocab)
+        ends = (token == EOS) & real
+        # taken in order until beam are open and beam have ended (those before included)
+        open_rank = np.cumsum(~ends & real, 1)
+        ended_count = fin_count[inputs][:, None] + np.cumsum(ends, 1)
+        full = (open_rank >= beam) & (ended_count >= beam)
+        stop = np.where(full.any(1), full.argmax(1), 2 * beam - 1)
+        taken = lane[None, :] <= stop[:, None]
+        keep = taken & real & ~ends & (open_rank <= beam)
+        finish = taken & ends
+        # finished: scored with length normalisation (every hypothesis here has step + 1 tokens
+        # with </s>); the first best stays best on a tie, as in the order they ended
+        normalised = np.where(finish, total / (step + 1) ** alpha, -np.inf)
+        best = normalised.argmax(1)
+        better = normalised[np.arange(len(inputs)), best] > fin_best[inputs]
+        fin_best[inputs[better]] = normalised[better, best[better]]
+        fin_at[inputs[better]] = np.stack([np.full(better.sum(), step), source_row[better, best[better]]], 1)
+        fin_count[inputs] += finish.sum(1)
+        best_open = np.where(keep, total / (step + 2) ** alpha, -np.inf).max(1)
+        done = ~keep.any(1) | ((fin_count[inputs] >= beam) & (fin_best[inputs] >= best_open))
+        keep &= ~done[:, None]
+        pick = np.nonzero(keep)  # row-major: inputs in order, each one's continuations in rank order
+        parent, tokens, scores = source_row[pick], token[pick], total[pick]
+        owner = inputs[pick[0]]
+        state = state[parent]
+    # where each input's answer ends: its best finished hypothesis (the call where </s> came),
+    # else, nothing having ended within max_len, its best open one (the first of equals)
+    last, extra = fin_at[:, 0].copy(), np.full(n_inputs, -1)
+    row = fin_at[:, 1].copy()
+    for b in np.flatnonzero(last < 0):
+        mine = np.flatnonzero(owner == b)
+        best_row = mine[int(np.argmax(scores[mine]))]
+        last[b], row[b], extra[b] = len(fed) - 1, parent[best_row], tokens[best_row]
+    # back along the pointers, every input at once: the tokens fed and the attention of each call
+    calls = len(fed)
+    seqs = np.zeros((n_inputs, calls), np.int64)
+    rows = np.zeros((n_inputs, calls, src.shape[1]), np.float32)
+    at = np.full(n_inputs, -1)
+    for call in range(calls - 1, -1, -1):
+        at = np.where(last == call, row, at)
+        on = np.flatnonzero(at >= 0)
+        rows[on, call] = attention[call][at[on]]
+        seqs[on, call] = fed[call][at[on]]
+        at[on] = parents[call][at[on]]
+    return [(seqs[b, 1: last[b] + 1].tolist() + ([int(extra[b])] if extra[b] >= 0 else []), rows[b, : last[b] + 1])
+            for b in range(n_inputs)]
 
 
 def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
