@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from zoo.registry import registry
-from zoo.runtime.tasks.text import Decoder, beam_search, edit_distance, greedy
+from zoo.runtime.tasks.text import EOS, Decoder, beam_search, edit_distance, greedy
 from zoo.testing import check_model, check_plugin_specs
 
 TINY = {"embed": 8, "enc_hidden": 8, "dec_hidden": 12, "attention": 8}
@@ -186,6 +186,17 @@ def test_batched_beam_search_gives_each_input_what_it_gets_alone(beam):
     assert len({len(ids) for ids, _ in together}) > 1  # the inputs really differ, and end at different steps
     for (_, a), (_, b) in zip(together, alone):
         np.testing.assert_array_equal(a, b)
+
+
+def test_an_input_whose_hypotheses_never_end_gets_its_best_open_one_in_full():
+    src = np.random.default_rng(1).integers(1, 20, size=(7, 6))
+    # decoder seed 2 never says </s> within two steps: every answer is cut off at max_len, with
+    # one attention row per step; seed 6 ends each input by itself, </s> taking a row of its own
+    for seed, max_len, ended in ((2, 2, False), (6, 4, True)):
+        for ids, attention in beam_search(_random_decoder(seed=seed), src, max_len, 3, 0.7):
+            assert EOS not in ids
+            assert attention.shape == (len(ids) + ended, src.shape[1])
+            assert len(ids) == max_len if not ended else len(ids) < max_len
 
 
 def test_edit_distance_and_evaluation_metrics():
