@@ -25,18 +25,18 @@ def zoo_models() -> list[ModelSpec]:
             name="char-rnn",
             family="char-rnn",
             task="text-generation",
-            summary="character language model: embedding, 2 stacked LSTM (or GRU/RNN) layers, softmax; "
+            summary="character language model: embedding, 2 stacked LSTM (or GRU/RNN) layers of 256, softmax; "
                     "exported as a step graph",
             paper="Karpathy, The Unreasonable Effectiveness of Recurrent Neural Networks, 2015; "
                   "Hochreiter and Schmidhuber, Long Short-Term Memory, 1997",
             builder="zoo.plugins.charrnn.model:CharRNN",
-            params=491_655,
-            default_config={"cell": "lstm", "vocab_size": 103, "embed": 32, "hidden": 192, "layers": 2,
-                            "dropout": 0.1},
+            params=851_015,
+            default_config={"cell": "lstm", "vocab_size": 103, "embed": 32, "hidden": 256, "layers": 2,
+                            "dropout": 0.3},
             dataset="char-text",
             family_default=True,
-            train_defaults={"epochs": 15, "batch_size": 32, "optimizer": "adam", "lr": 3e-3, "lr_decay": 0.9,
-                            "patience": 2, "clip_grad": 5.0, "bench_batches": (1, 64)},
+            train_defaults={"epochs": 25, "batch_size": 32, "optimizer": "adam", "lr": 3e-3, "lr_decay": 0.93,
+                            "patience": 3, "clip_grad": 5.0, "bench_batches": (1, 64)},
         )
     ]
 
