@@ -417,13 +417,14 @@ class ObjectDetection(Task):
 
     def val_report(self, artifact, raw, targets, outputs, encoded, options) -> dict[str, Any]:
         """Per class with ground truth: AP at IoU 0.5 (``ap50``; their mean is ``map50``) and over
-        0.5:0.95 (``ap``), with precision and recall at ``zoo run``'s default threshold
-        (score >= the spec's ``--conf`` default, IoU 0.5) and the number of true boxes (``support``); with
-        ``options["plot"]`` the precision-recall curves as a PNG."""
+        0.5:0.95 (``ap``), with precision and recall at ``zoo run``'s default threshold (the
+        spec's ``--conf`` default, else the model's own, else 0.25; IoU 0.5) and the number of
+        true boxes (``support``); with ``options["plot"]`` the precision-recall curves as a PNG."""
         meta = artifact.meta
         config = meta["config"]
         labels = list(meta.get("labels") or [])
-        report_conf = model_conf(meta, str(artifact.path))
+        report_conf = self.with_defaults({}).get("conf")
+        report_conf = model_conf(meta, str(artifact.path)) if report_conf is None else float(report_conf)
         detections = decode(outputs, config, self.metric_conf, self.metric_iou)
         curves = class_curves(detections, truths_from_targets(encoded), int(config["num_classes"]))
         per_class = {}
