@@ -9,8 +9,10 @@ twenty of them), random crops of them differ.
 
 ``digits-on-photos-v2`` adds what a detector must learn to leave alone: letters, symbols and
 shapes pasted without boxes, plain paper, gradients and noise behind the digits, and images
-with no digit; its digits are MNIST's and fonts' (``compose_v2``). ``digits-held-out-source``
-is a test set of digits from sources v2 never trains on.
+with no digit; its digits are MNIST's and fonts' (``compose_v2``). ``digits-on-photos-v3`` is
+v2's generator with harder negatives (the ``V3`` recipe: dead-leaves backgrounds, arcs, dot
+pairs and corners, more images without a digit). ``digits-held-out-source`` is a test set of
+digits from sources neither trains on.
 
 Every loader returns raw images (uint8 H x W x 3) with per-image ``(k, 5)`` targets ``class, x1,
 y1, x2, y2`` in pixels, and puts the YOLOv2 k-means anchors of its training boxes into
