@@ -663,6 +663,17 @@ def fit_epochs(spec: ModelSpec, task: Any, data: TrainData, fit: Fit, checkpoint
     return progress
 
 
+def _calibrate(task: Any, module, data: TrainData, batch_size: int, device: torch.device) -> dict[str, Any]:
+    """``task.calibrate`` on the dev split's outputs; the dev split is run again only for a task
+    that chooses something (one that overrides the base class's, which chooses nothing)."""
+    from zoo.runtime.tasks import Task
+
+    if getattr(type(task), "calibrate", Task.calibrate) is Task.calibrate:
+        return {}
+    outputs, targets = predict_split(module, data.dev, batch_size, device)
+    return task.calibrate(outputs.numpy(), targets.numpy(), data.meta)
+
+
 def finalize(spec: ModelSpec, task: Any, data: TrainData, fit: Fit, checkpointer: Checkpointer, progress: Progress,
              opts: TrainOptions, ctx: Distributed, device: torch.device) -> TrainResult:
     """The best epoch scored once on the test split, its manifest written, and (unless
@@ -679,8 +690,7 @@ def finalize(spec: ModelSpec, task: Any, data: TrainData, fit: Fit, checkpointer
         raise ZooError(f"no epoch finished; nothing to save (epochs={opts.epochs})")
     load_weights(fit.module, checkpointer.best)
     test = evaluate(fit.module, task, fit.loss_fn, data.test, opts.batch_size * 4, device, data.meta)
-    dev_outputs, dev_targets = predict_split(fit.module, data.dev, opts.batch_size * 4, device)
-    chosen = task.calibrate(dev_outputs.numpy(), dev_targets.numpy(), data.meta)
+    chosen = _calibrate(task, fit.module, data, opts.batch_size * 4, device)
     if chosen:
         _logger(ctx)("chosen on the dev split for zoo run: " + ", ".join(f"{k} {v}" for k, v in chosen.items()))
     best = next(h for h in progress.history if h["epoch"] == progress.best_epoch)
