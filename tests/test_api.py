@@ -200,3 +200,20 @@ def test_an_input_of_a_kind_the_task_does_not_read_is_refused_by_name(lenet, tmp
         dates(Image.open(DIGIT))
     with pytest.raises(ZooError, match="reads str inputs, not array"):
         dates(["10 juin 1994", np.zeros(3)])
+
+
+def test_a_stale_export_is_named_with_both_weights_even_when_the_tag_is_the_same(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from zoo import api, store
+    from zoo.store import WeightsEntry
+
+    entry = WeightsEntry("yolo-nano", Path("w"), {"sha256": "b" * 64}, shipped=True, tag="shipped")
+    monkeypatch.setattr(store, "find", lambda ref: entry)
+    artifact = SimpleNamespace(path="yolo-nano@shipped.onnx", meta={"weights_sha256": "a" * 64, "weights_tag": "shipped"})
+    api._warn_if_stale("yolo-nano@shipped", artifact)
+    message = capsys.readouterr().err
+    assert "yolo-nano@shipped, weights aaaaaaaaaaaa" in message and "weights bbbbbbbbbbbb" in message
+    assert "`zoo export yolo-nano@shipped` to refresh it" in message
+    api._warn_if_stale("yolo-nano@shipped", SimpleNamespace(path="x", meta={"weights_sha256": "b" * 64}))
+    assert capsys.readouterr().err == ""  # the export is of the weights the name holds now

@@ -397,8 +397,9 @@ def _warn_if_stale(ref: str, artifact) -> None:
     made_from = artifact.meta.get("weights_sha256") or ""
     if entry is None or entry.broken or not made_from or made_from == entry.sha256:
         return
-    was = artifact.meta.get("weights_tag") or made_from[:12]
-    warn(f"{artifact.path} was exported from {entry.model}@{was}, but {ref} is now {entry.ref}; "
+    was = artifact.meta.get("weights_tag")
+    was = f"{entry.model}@{was}, weights {made_from[:12]}" if was else f"weights {made_from[:12]}"
+    warn(f"{artifact.path} was exported from {was}, but {ref} is now {entry.ref}, weights {entry.sha256[:12]}; "
          f"`zoo export {ref}` to refresh it")
 
 
