@@ -7,8 +7,8 @@ saw, both through the exported artifact and the runtime (what users get).
 
 Prints per-photo false boxes (every box on a digit-free photo is false) at the model's default
 confidence (its own, chosen on its dev split, else 0.25), their mean there and at 0.25, and
-``zoo val`` on the held-out-source digits (digits-held-out-source) and on the v2 and v3 test
-splits. ``--save`` writes each photo with its boxes drawn, to look at."""
+``zoo val`` on the held-out-source digits (digits-held-out-source) and on the v2, v3 and v4
+test splits. ``--save`` writes each photo with its boxes drawn, to look at."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def main() -> None:
         photos = report[key]
         print(f"false boxes per digit-free photo at conf {conf:g}: {photos['per_photo_mean']:.3f} ({photos['false_boxes']} "
               f"on {photos['photos']} photos, {photos['photos_with_a_box']} photos with any)")
-    for dataset in ("digits-held-out-source", "digits-on-photos-v2", "digits-on-photos-v3"):
+    for dataset in ("digits-held-out-source", "digits-on-photos-v2", "digits-on-photos-v3", "digits-on-photos-v4"):
         scores = zoo.val(args.model, dataset=dataset, split="all" if dataset == "digits-held-out-source" else "test")
         report[dataset] = {k: v for k, v in scores["metrics"].items() if isinstance(v, float)}
         print(f"{dataset}: " + ", ".join(f"{k} {v:.4f}" for k, v in report[dataset].items()))
