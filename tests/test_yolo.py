@@ -475,19 +475,19 @@ def test_task_encodes_targets_through_the_letterbox():
 @pytest.mark.slow
 def test_shipped_yolo_nano_reaches_its_test_map_through_zoo_run(tmp_path, zoo):
     """The shipped weights, exported and run through `zoo run` (onnxruntime, letterbox, decode,
-    NMS, boxes mapped back to image pixels) on the 400 held-out test images saved as PNG files,
-    score the mAP their manifest records (0.882 at IoU 0.5 on digits-on-photos-v3)."""
+    NMS, boxes mapped back to image pixels) on the 500 held-out test images saved as PNG files,
+    score the mAP their manifest records (0.8125 at IoU 0.5 on digits-on-photos-v4)."""
     from zoo import store
-    from zoo.plugins.detection_data import load_digits_on_photos_v3
+    from zoo.plugins.detection_data import load_digits_on_photos_v4
 
     entry = store.find("yolo-nano")
     assert entry is not None and entry.shipped, "yolo-nano weights must ship in weights/yolo-nano"
     entry.verify()
     recorded = entry.manifest["metrics"]
     counts = entry.manifest["splits"]
-    assert entry.manifest["dataset"] == "digits-on-photos-v3"
-    assert entry.manifest["task_meta"]["conf"] == 0.6  # chosen on the dev split: zoo run's default for it
-    test = load_digits_on_photos_v3(train=counts["train"], dev=counts["dev"], test=counts["test"], only="test").test
+    assert entry.manifest["dataset"] == "digits-on-photos-v4"
+    assert entry.manifest["task_meta"]["conf"] == 0.4  # chosen on the dev split: zoo run's default for it
+    test = load_digits_on_photos_v4(train=counts["train"], dev=counts["dev"], test=counts["test"], only="test").test
     folder = tmp_path / "test"
     folder.mkdir()
     for i, image in enumerate(test.inputs):
@@ -507,4 +507,4 @@ def test_shipped_yolo_nano_reaches_its_test_map_through_zoo_run(tmp_path, zoo):
     scores = average_precision(detections, truths, 10)
     assert abs(scores["map50"] - recorded["test_map50"]) < 0.01, (scores, recorded)
     assert abs(scores["map"] - recorded["test_map"]) < 0.01, (scores, recorded)
-    assert scores["map50"] >= 0.85, scores
+    assert scores["map50"] >= 0.8, scores

@@ -129,7 +129,7 @@ def zoo_models() -> list[ModelSpec]:
             default_config={"input_size": 192, "num_classes": 10, "width": 0.5, "strides": [32, 16, 8],
                             "class_activation": "softmax", "bn_eps": 1e-5,
                             "anchors": [[round(a / 416, 5) for a in wh] for wh in COCO_ANCHORS]},
-            dataset="digits-on-photos-v3",
+            dataset="digits-on-photos-v4",
             input_shape=(3, 192, 192),
             preprocessing=PREPROCESSING,
             labels=tuple(str(i) for i in range(10)),
