@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import digits_in_mnist_layout
 
 from zoo.errors import ZooError
-from zoo.exporters.int8 import export_int8, int8_path
+from zoo.exporters.int8 import WEIGHTED, export_int8, float_tail, int8_path
 from zoo.registry import load_registry
 from zoo.runtime.artifact import open_artifact
 from zoo.specs import load_object
@@ -51,6 +51,19 @@ def test_int8_variant_is_scored_on_held_out_data_and_describes_itself(fp32, digi
     assert task.metric(outputs, targets, artifact.meta)["accuracy"] == report.int8
     assert 0.9 < report.int8 <= 1 and 0.9 < report.agreement <= 1
     assert "top-1 agreement" in report.lines()[0]
+
+
+def test_the_layers_that_make_the_outputs_stay_float(fp32, digits):
+    graph = onnx.load(str(fp32)).graph
+    kinds = {node.name: node.op_type for node in graph.node}
+    tail = float_tail(graph)
+    assert [kinds[name] for name in tail if kinds[name] in WEIGHTED] == ["Gemm"]  # the classifier layer alone
+    quantised = onnx.load(str(quantise(fp32, digits, force=True).path)).graph
+    producer = {out: node.op_type for node in quantised.node for out in node.output}
+    fed = {node.name: {producer.get(name) for name in node.input} for node in quantised.node}
+    assert all("DequantizeLinear" not in fed[name] for name in tail)  # float inputs, float weights
+    assert all("DequantizeLinear" in fed[node.name] for node in quantised.node
+               if node.op_type in WEIGHTED and node.name not in tail)  # every other layer runs on int8
 
 
 def test_an_int8_variant_that_loses_too_much_is_refused_and_nothing_is_written(fp32, digits):
