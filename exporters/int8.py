@@ -61,13 +61,15 @@ class Int8Report:
     speedup: float
     size_bytes: int
     written: bool
+    method: str = "static"  # or "dynamic": activations quantised at run time
 
     def lines(self) -> list[str]:
         agree = f", top-1 agreement with fp32 {self.agreement:.1%}" if self.agreement is not None else ""
         out = [f"int8: {self.metric} {self.int8:.4f} vs fp32 {self.fp32:.4f} ({self.int8 - self.fp32:+.4f}) on "
                f"{self.samples} held-out samples{agree}; {self.speedup:.2f}x fp32's speed on this machine"]
         if self.written:
-            out.append(f"wrote {self.path} ({self.size_bytes / 1e6:.2f} MB, int8 weights and activations)")
+            out.append(f"wrote {self.path} ({self.size_bytes / 1e6:.2f} MB, int8 weights and activations, "
+                       f"{self.method} quantisation)")
         return out
 
 
@@ -117,12 +119,24 @@ def _prepared(src: Path, dst: Path) -> list[str]:
     return float_tail(model.graph)
 
 
-def _seconds(session, name: str, x: np.ndarray, rounds: int = 5) -> float:
-    session.run(None, {name: x})
+_DTYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
+
+def _seconds(session, sample: np.ndarray, rounds: int = 5) -> float:
+    """Median seconds of a call on a batch of ``len(sample)``: ``sample`` itself where it fits
+    the first input, zeros elsewhere (a step graph's token and state)."""
+    feeds = {}
+    for i, arg in enumerate(session.get_inputs()):
+        if i == 0 and len(arg.shape) == sample.ndim:
+            feeds[arg.name] = sample
+        else:
+            shape = [d if isinstance(d, int) else len(sample) for d in arg.shape]
+            feeds[arg.name] = np.zeros(shape, _DTYPES.get(arg.type, np.float32))
+    session.run(None, feeds)
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
-        session.run(None, {name: x})
+        session.run(None, feeds)
         times.append(time.perf_counter() - start)
     return float(np.median(times))
 
@@ -134,7 +148,7 @@ def export_int8(fp32_path: Path, task, calibration: np.ndarray, held_raw: Sequen
     it only if the primary metric drops by at most ``max_drop`` (or ``force``)."""
     import onnx
     import onnxruntime as ort
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     from zoo.runtime.artifact import open_artifact
 
@@ -143,7 +157,11 @@ def export_int8(fp32_path: Path, task, calibration: np.ndarray, held_raw: Sequen
         raise ZooError(f"--int8 is offered for single-graph models; {fp32.model} exports several graphs")
     if calibration is None or len(calibration) < 8:
         raise ZooError(f"--int8 needs real dev samples to calibrate on, and {fp32.model}'s dataset gave none")
-    name = fp32.session().get_inputs()[0].name
+    inputs = fp32.session().get_inputs()
+    # a step graph (char-rnn) takes its state in beside the token: static calibration would need
+    # every input, and a state's range changes with each step, so its weights are quantised ahead
+    # and its activations at run time (dynamic quantisation)
+    dynamic = len(inputs) > 1
     out = int8_path(fp32_path)
     with tempfile.TemporaryDirectory(prefix=".zoo-int8-") as tmp:
         plain, quantised = Path(tmp) / "plain.onnx", Path(tmp) / "int8.onnx"
@@ -151,9 +169,14 @@ def export_int8(fp32_path: Path, task, calibration: np.ndarray, held_raw: Sequen
         quiet = logging.getLogger().level
         logging.getLogger().setLevel(logging.ERROR)  # the quantiser's advice goes to the root logger
         try:
-            quantize_static(str(plain), str(quantised), _Calibration(name, np.ascontiguousarray(calibration)),
-                            quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
-                            weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, nodes_to_exclude=tail)
+            if dynamic:
+                quantize_dynamic(str(plain), str(quantised), per_channel=True, reduce_range=True,
+                                 weight_type=QuantType.QInt8)
+            else:
+                quantize_static(str(plain), str(quantised),
+                                _Calibration(inputs[0].name, np.ascontiguousarray(calibration)),
+                                quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
+                                weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, nodes_to_exclude=tail)
         except Exception as exc:
             raise ZooError(f"int8 quantisation of {fp32.model} failed: {type(exc).__name__}: "
                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
@@ -179,12 +202,11 @@ def export_int8(fp32_path: Path, task, calibration: np.ndarray, held_raw: Sequen
                      if out_fp32.ndim == 2 else None)
         x = np.ascontiguousarray(calibration[:8])
         options = ort.SessionOptions()
-        speedup = (_seconds(ort.InferenceSession(str(fp32_path), options, providers=["CPUExecutionProvider"]), name, x)
-                   / _seconds(ort.InferenceSession(str(quantised), options, providers=["CPUExecutionProvider"]),
-                              name, x))
+        speedup = (_seconds(ort.InferenceSession(str(fp32_path), options, providers=["CPUExecutionProvider"]), x)
+                   / _seconds(ort.InferenceSession(str(quantised), options, providers=["CPUExecutionProvider"]), x))
         drop = (before - after) if task.higher_is_better else (after - before)
         report = Int8Report(out, metric, before, after, agreement, len(held_raw), speedup,
-                            quantised.stat().st_size, False)
+                            quantised.stat().st_size, False, "dynamic" if dynamic else "static")
         if drop > max_drop and not force:
             raise ZooError(f"int8 {metric} {after:.4f} is {drop:.4f} worse than fp32's {before:.4f} on "
                            f"{len(held_raw)} held-out samples (more than {max_drop}); the int8 variant was not "

@@ -103,3 +103,19 @@ def test_zoo_export_int8_and_zoo_run_precision_int8(tmp_path, zoo):
     assert json.loads(ran.stdout)["artifact"].endswith("lenet5-int8.onnx")
     missing = zoo("run", "lenet5", SAMPLE, "--precision", "fp16", env=env)
     assert missing.returncode != 0 and "zoo export lenet5 --fp16" in missing.stderr
+
+
+def test_a_step_graph_is_quantised_dynamically_and_generates(tmp_path, zoo):
+    """char-rnn's step graph takes its state in beside the token: its weights are quantised ahead,
+    its activations at run time, and it is judged on the held-out text by bits per character."""
+    env = {"ZOO_HOME": str(tmp_path)}
+    result = zoo("export", "char-rnn", "--int8", "--force", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)["int8"]
+    assert report["written"] and report["method"] == "dynamic" and report["metric"] == "bpc"
+    assert abs(report["int8"] - report["fp32"]) < 0.005 and report["samples"] > 100
+    ops = {node.op_type for node in onnx.load(report["path"]).graph.node}
+    assert "DynamicQuantizeLinear" in ops and "MatMulInteger" in ops
+    ran = zoo("run", "char-rnn", "--prime", "The ", "--length", "20", "--precision", "int8", "--json", env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["artifact"].endswith("char-rnn-int8.onnx")
