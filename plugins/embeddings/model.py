@@ -415,7 +415,7 @@ def train_word_vectors(spec, opts):
     vectors, summary = trainer(ids, sid, dev_ids, dev_sid, counts, config, opts, history, run_dir, words)
     module = spec.build(config)
     module.set_vectors(words, vectors)
-    quality = evaluate_vectors(words, vectors.numpy())
+    quality = evaluate_vectors(words, vectors.numpy(), more=True)
     last = history[-1] if history else {}
     metrics = {**{f"test_{k}": v for k, v in quality.items()}, **{k: v for k, v in last.items() if k.startswith("dev_")},
                **summary,

@@ -128,7 +128,7 @@ class WordEmbeddingTask(Task):
         return load_vectors(artifact)
 
     def metric(self, outputs: WordVectors, targets: np.ndarray, meta: dict[str, Any]) -> dict[str, float]:
-        scores = evaluate_vectors(outputs.words, outputs.vectors)
+        scores = evaluate_vectors(outputs.words, outputs.vectors, more=True)
         if not scores:
             raise ZooError("no evaluation sets found: WordSim-353, SimLex-999 and Google's analogies come with "
                            "gensim's test data (pip install gensim)")
