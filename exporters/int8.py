@@ -1,6 +1,7 @@
 """An int8 variant of an exported single-graph model (``zoo export NAME --int8``), made with
 onnxruntime's own static quantisation (QDQ, per-channel int8 weights, uint8 activations) and
-calibrated on real dev samples.
+calibrated on real dev samples; a step graph that carries a state (char-rnn) is quantised
+dynamically instead (int8 weights, activations quantised at run time).
 
 Quantisation changes the answers, so the variant is judged the way the model is: its task's
 metric on held-out samples, through the runtime, beside the float32 artifact's on the same
