@@ -108,7 +108,7 @@ def test_nms_graph_on_yolo_nanos_own_test_images_matches_the_numpy_path(exported
     plain, whole = _session(plain_path), _session(nms_path)
     meta = json.loads(whole.get_modelmeta().custom_metadata_map["zoo"])
     images = load_digits_on_photos_v2(test=24, only="test").test.inputs
-    x = np.stack([letterbox(image, 192)[0] for image in images])
+    x = np.stack([letterbox(image, meta["config"]["input_size"])[0] for image in images])
     baked = meta["postprocess"]["conf"]
     assert baked == meta["conf"]  # the model's own threshold, chosen on its dev split, is what the graph bakes in
     expected = decode(plain.run(None, {"images": x})[0], meta["config"], baked, 0.45)

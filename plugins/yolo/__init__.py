@@ -12,7 +12,7 @@ called).
 (COCO's 80 classes, 416 x 416); Darknet's own COCO weights ship with zoo, converted from
 ``yolov3-tiny.weights`` (``weights/README.md``), and the port equals OpenCV's Darknet reader
 (``tests/test_coco_yolo.py``). Batch norm uses Darknet's epsilon, 1e-6 (config ``bn_eps``).
-``yolo-nano`` is this table at half width with a third head, on 192 x 192 inputs, trained on
+``yolo-nano`` is this table at half width with a third head, on 256 x 256 inputs, trained on
 the built-in digits-on-photos set (``zoo run yolo-nano``); ``yolov2-tiny``
 (``cfg/yolov2-tiny.cfg``) has one head at stride 32 with five anchors and softmax classes, for
 ``yolov2-tiny.weights``.
@@ -121,16 +121,16 @@ def zoo_models() -> list[ModelSpec]:
             name="yolo-nano",
             family="yolo",
             task="object-detection",
-            summary="YOLOv3-tiny's layer table at half width with a third head at stride 8, 192x192 input, "
-                    "6 k-means anchors on 3 grids (6x6, 12x12, 24x24); trained on handwritten digits placed on photographs",
+            summary="YOLOv3-tiny's layer table at half width with a third head at stride 8, 256x256 input, "
+                    "6 k-means anchors on 3 grids (8x8, 16x16, 32x32); trained on handwritten digits placed on photographs",
             paper=PAPER,
             builder="zoo.plugins.yolo.model:YoloV3Tiny",
             params=2_238_818,
-            default_config={"input_size": 192, "num_classes": 10, "width": 0.5, "strides": [32, 16, 8],
+            default_config={"input_size": 256, "num_classes": 10, "width": 0.5, "strides": [32, 16, 8],
                             "class_activation": "softmax", "bn_eps": 1e-5,
                             "anchors": [[round(a / 416, 5) for a in wh] for wh in COCO_ANCHORS]},
             dataset="digits-on-photos-v4",
-            input_shape=(3, 192, 192),
+            input_shape=(3, 256, 256),
             preprocessing=PREPROCESSING,
             labels=tuple(str(i) for i in range(10)),
             train_defaults={"epochs": 45, "batch_size": 16, "optimizer": "adam", "lr": 2e-3, "lr_decay": 0.95,
